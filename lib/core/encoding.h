@@ -1,0 +1,30 @@
+// Hex and base64 (RFC 4648, standard alphabet, padded) encodings.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace dlsys::core {
+
+std::string HexEncode(std::span<const std::byte> bytes);
+std::string Base64Encode(std::span<const std::byte> bytes);
+// nullopt if the text is not padded standard base64.
+std::optional<std::string> Base64Decode(std::string_view text);
+
+inline std::span<const std::byte> AsBytes(std::string_view s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+inline std::string_view AsChars(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// True for SemVer 2.0.0 versions such as 1.2.3, 1.0.0-rc.1+build.5.
+bool IsSemver(std::string_view version);
+
+// Formats a byte count for people: "812 B", "1.4 KiB", "1.00 GiB".
+std::string HumanBytes(std::uint64_t bytes);
+
+}  // namespace dlsys::core
