@@ -1,1 +1,74 @@
-int main() { return 0; }
+// dlsys: the command table, the one place errors become exit codes.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli.h"
+#include "core/file.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  dlsys::cli::RegisterFn register_fn;
+};
+
+// One table of subcommands, in the order --help lists them.
+constexpr Subcommand kSubcommands[] = {
+    {"keygen", dlsys::cli::RegisterKeygen},
+    {"pack", dlsys::cli::RegisterPack},
+    {"inspect", dlsys::cli::RegisterInspect},
+    {"verify", dlsys::cli::RegisterVerify},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace dlsys::cli;
+  dlsys::core::InstallSignalCleanup();
+  auto logger = spdlog::stderr_color_st("dlsys");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::warn);
+
+  CLI::App app{
+      "dlsys: the life of a deep-learning model after training.\n"
+      "Pack a TorchScript model into a signed, reproducible archive; inspect and verify it.",
+      "dlsys"};
+  app.set_version_flag("--version", DLSYS_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "log debug messages to stderr");
+  app.footer(
+      "Start here:\n"
+      "  dlsys keygen --out release.key\n"
+      "  dlsys pack model.pt --name mlp --version 1.0.0 --key release.key -o mlp-1.0.0.dlsys\n"
+      "  dlsys inspect mlp-1.0.0.dlsys\n"
+      "  dlsys verify mlp-1.0.0.dlsys --trust release.key.pub\n"
+      "Run 'dlsys COMMAND --help' for a command's options. Exit codes: docs/exit-codes.md");
+
+  RunFn run;
+  for (const auto& sub : kSubcommands) sub.register_fn(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "dlsys: usage error: %s\nRun 'dlsys --help' or 'dlsys COMMAND --help'.\n",
+                 e.what());
+    return kExitUsage;
+  }
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+  try {
+    return run ? run() : kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dlsys: internal error: %s\n", e.what());
+    return kExitInternal;
+  }
+}

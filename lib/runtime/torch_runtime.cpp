@@ -1,0 +1,468 @@
+// The runtime module (libdlsys_runtime.so): Runtime and Model on top of libtorch.
+//
+// This is the only file in dlsys that includes libtorch. It is built as a MODULE and loaded by
+// loader.cpp with dlopen; its single exported symbol is dlsys_runtime_create_v1. Every libtorch
+// exception is caught here and converted into an Error; none crosses the module boundary.
+#include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/runtime/operator.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/runtime.h"
+
+namespace dlsys::runtime {
+namespace {
+
+// Reads a model straight from the caller's bytes: no copy of the archive into a stream.
+class SpanReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit SpanReadAdapter(std::span<const std::byte> bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<size_t>(n, bytes_.size() - pos);
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  std::span<const std::byte> bytes_;
+};
+
+std::string Trim(std::string s) {
+  auto not_space = [](unsigned char c) { return !std::isspace(c); };
+  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+  return s;
+}
+
+// libtorch messages span many lines (C++ backtraces, TorchScript tracebacks). Keep the line
+// that says what went wrong: the first one, except for interpreter tracebacks, whose cause is
+// the last line ("RuntimeError: AssertionError: boom").
+std::string Headline(const std::string& what) {
+  std::vector<std::string> lines;
+  std::istringstream in(what);
+  for (std::string line; std::getline(in, line);) {
+    line = Trim(line);
+    if (!line.empty()) lines.push_back(line);
+  }
+  if (lines.empty()) return "unknown error";
+  if (lines.front().find("failed in the TorchScript interpreter") != std::string::npos) {
+    return lines.back();
+  }
+  return lines.front();
+}
+
+std::string Headline(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+    return Headline(c10_error->what_without_backtrace());
+  }
+  return Headline(std::string(e.what()));
+}
+
+std::optional<DType> FromScalarType(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+      return DType::kFloat32;
+    case at::kDouble:
+      return DType::kFloat64;
+    case at::kHalf:
+      return DType::kFloat16;
+    case at::kBFloat16:
+      return DType::kBFloat16;
+    case at::kChar:
+      return DType::kInt8;
+    case at::kByte:
+      return DType::kUInt8;
+    case at::kShort:
+      return DType::kInt16;
+    case at::kInt:
+      return DType::kInt32;
+    case at::kLong:
+      return DType::kInt64;
+    case at::kBool:
+      return DType::kBool;
+    default:
+      return std::nullopt;
+  }
+}
+
+at::ScalarType ToScalarType(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return at::kFloat;
+    case DType::kFloat64:
+      return at::kDouble;
+    case DType::kFloat16:
+      return at::kHalf;
+    case DType::kBFloat16:
+      return at::kBFloat16;
+    case DType::kInt8:
+      return at::kChar;
+    case DType::kUInt8:
+      return at::kByte;
+    case DType::kInt16:
+      return at::kShort;
+    case DType::kInt32:
+      return at::kInt;
+    case DType::kInt64:
+      return at::kLong;
+    case DType::kBool:
+      return at::kBool;
+  }
+  return at::kFloat;
+}
+
+std::string ScalarTypeName(at::ScalarType type) {
+  if (std::optional<DType> dtype = FromScalarType(type)) return DTypeName(*dtype);
+  std::string name = c10::toString(type);
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
+}
+
+std::string ShapeString(const std::vector<std::int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out.empty() ? "(none)" : out;
+}
+
+// The method's declared arguments without the leading `self`.
+std::vector<c10::Argument> UserArguments(const c10::FunctionSchema& schema) {
+  std::vector<c10::Argument> args = schema.arguments();
+  if (!args.empty() && args.front().name() == "self") args.erase(args.begin());
+  return args;
+}
+
+void AddTensorStats(const at::Tensor& tensor, TensorGroupStats& stats,
+                    std::set<std::string>& devices) {
+  stats.count += 1;
+  stats.elements += tensor.numel();
+  stats.bytes_by_dtype[ScalarTypeName(tensor.scalar_type())] +=
+      tensor.numel() * static_cast<std::int64_t>(tensor.element_size());
+  devices.insert(tensor.device().str());
+}
+
+void CollectOperators(const torch::jit::Block* block, std::set<std::string>& out) {
+  for (const torch::jit::Node* node : block->nodes()) {
+    std::string kind = node->kind().toQualString();
+    // attr::, scope:: and the like name attributes and scopes, not operators.
+    if (kind.rfind("attr::", 0) != 0 && kind.rfind("scope::", 0) != 0 &&
+        kind.rfind("namespaces::", 0) != 0 && kind.rfind("dimname::", 0) != 0) {
+      out.insert(std::move(kind));
+    }
+    for (const torch::jit::Block* sub : node->blocks()) CollectOperators(sub, out);
+  }
+}
+
+ModelSummary Summarize(const torch::jit::Module& module, std::int64_t file_format_version) {
+  ModelSummary summary;
+  for (const torch::jit::Method& method : module.get_methods()) {
+    const c10::FunctionSchema& schema = method.function().getSchema();
+    std::vector<c10::Argument> args = UserArguments(schema);
+    MethodInfo info;
+    info.name = method.name();
+    for (const c10::Argument& arg : args) info.arg_names.push_back(arg.name());
+    std::ostringstream printed;
+    printed << schema.cloneWithArguments(std::move(args));
+    info.schema = printed.str();
+    summary.methods.push_back(std::move(info));
+  }
+  std::sort(summary.methods.begin(), summary.methods.end(),
+            [](const MethodInfo& a, const MethodInfo& b) { return a.name < b.name; });
+
+  std::set<std::string> devices;
+  for (const auto& param : module.named_parameters(/*recurse=*/true)) {
+    AddTensorStats(param.value, summary.parameters, devices);
+  }
+  for (const auto& buffer : module.named_buffers(/*recurse=*/true)) {
+    AddTensorStats(buffer.value, summary.buffers, devices);
+  }
+  if (devices.empty()) devices.insert("cpu");
+  summary.devices.assign(devices.begin(), devices.end());
+
+  std::set<std::string> operators;
+  for (const torch::jit::Module& sub : module.modules()) {
+    for (const torch::jit::Method& method : sub.get_methods()) {
+      CollectOperators(method.graph()->block(), operators);
+    }
+  }
+  // Free functions the methods call (prim::CallFunction) live only in the compilation unit.
+  for (torch::jit::Function* function : module._ivalue()->compilation_unit()->get_functions()) {
+    if (function->isGraphFunction()) {
+      CollectOperators(torch::jit::toGraphFunction(*function).graph()->block(), operators);
+    }
+  }
+  summary.operators.assign(operators.begin(), operators.end());
+
+  summary.file_format_version = file_format_version;
+  summary.runtime_version = std::to_string(TORCH_VERSION_MAJOR) + "." +
+                            std::to_string(TORCH_VERSION_MINOR) + "." +
+                            std::to_string(TORCH_VERSION_PATCH);
+  return summary;
+}
+
+Result<at::Tensor> ToTorch(const Tensor& tensor, const std::string& name,
+                           const c10::Device& device) {
+  std::int64_t elements = ElementCount(tensor.shape);
+  if (elements < 0) {
+    return Fail(Code::kInvalid, "input '" + name + "' has an invalid shape " +
+                                    ShapeString(tensor.shape) + " (dimensions must be >= 0)");
+  }
+  std::size_t expected = static_cast<std::size_t>(elements) * DTypeSize(tensor.dtype);
+  if (tensor.data.size() != expected) {
+    return Fail(Code::kInvalid, "input '" + name + "' has " + std::to_string(tensor.data.size()) +
+                                    " bytes of data, but shape " + ShapeString(tensor.shape) +
+                                    " of " + DTypeName(tensor.dtype) + " needs " +
+                                    std::to_string(expected));
+  }
+  at::Tensor out =
+      torch::empty(tensor.shape, at::TensorOptions().dtype(ToScalarType(tensor.dtype)));
+  if (expected > 0) std::memcpy(out.data_ptr(), tensor.data.data(), expected);
+  if (device != out.device()) out = out.to(device);
+  return out;
+}
+
+Result<Tensor> FromTorch(const at::Tensor& value, std::string name) {
+  std::optional<DType> dtype = FromScalarType(value.scalar_type());
+  if (!dtype) {
+    return Fail(Code::kInvalid, "output '" + name + "' has unsupported dtype " +
+                                    ScalarTypeName(value.scalar_type()));
+  }
+  at::Tensor cpu = value.to(at::kCPU).contiguous();
+  Tensor out;
+  out.name = std::move(name);
+  out.dtype = *dtype;
+  out.shape = cpu.sizes().vec();
+  std::size_t bytes = static_cast<std::size_t>(cpu.numel()) * cpu.element_size();
+  out.data.resize(bytes);
+  if (bytes > 0) std::memcpy(out.data.data(), cpu.data_ptr(), bytes);
+  return out;
+}
+
+Result<std::vector<Tensor>> ConvertOutputs(const c10::IValue& result) {
+  std::vector<Tensor> outputs;
+  auto add = [&](const c10::IValue& value, std::string name) -> Result<void> {
+    if (!value.isTensor()) {
+      return Fail(Code::kInvalid, "unsupported output type: '" + name + "' is " + value.tagKind() +
+                                      ", expected a Tensor");
+    }
+    DLSYS_ASSIGN_OR_RETURN(Tensor tensor, FromTorch(value.toTensor(), std::move(name)));
+    outputs.push_back(std::move(tensor));
+    return {};
+  };
+  if (result.isTensor()) {
+    DLSYS_TRY(add(result, "output0"));
+  } else if (result.isTuple() || result.isList()) {
+    std::vector<c10::IValue> items;
+    if (result.isTuple()) {
+      const auto& elements = result.toTupleRef().elements();
+      items.assign(elements.begin(), elements.end());
+    } else {
+      items = result.toList().vec();
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      DLSYS_TRY(add(items[i], "output" + std::to_string(i)));
+    }
+  } else if (result.isGenericDict()) {
+    std::map<std::string, c10::IValue> sorted;
+    for (const auto& entry : result.toGenericDict()) {
+      if (!entry.key().isString()) {
+        return Fail(Code::kInvalid, "unsupported output type: a dict with " +
+                                        entry.key().tagKind() + " keys (only str keys are named)");
+      }
+      sorted.emplace(entry.key().toStringRef(), entry.value());
+    }
+    for (auto& [key, value] : sorted) DLSYS_TRY(add(value, key));
+  } else {
+    return Fail(Code::kInvalid, "unsupported output type " + result.tagKind() +
+                                    " (expected a Tensor, a tuple or list of Tensors, or a "
+                                    "Dict[str, Tensor])");
+  }
+  return outputs;
+}
+
+class TorchModel final : public Model {
+ public:
+  TorchModel(torch::jit::Module module, c10::Device device, ModelSummary summary)
+      : module_(std::move(module)), device_(device), summary_(std::move(summary)) {}
+
+  const ModelSummary& Summary() const override { return summary_; }
+
+  Result<std::vector<Tensor>> Run(std::string_view method_name,
+                                  const std::vector<Tensor>& inputs) const override {
+    const std::string name(method_name);
+    try {
+      c10::InferenceMode inference_mode;
+      c10::optional<torch::jit::Method> method = module_.find_method(name);
+      if (!method) {
+        std::vector<std::string> names;
+        for (const MethodInfo& info : summary_.methods) names.push_back(info.name);
+        return Fail(Code::kInvalid, "model has no method '" + name + "'; it has: " + Join(names));
+      }
+      DLSYS_ASSIGN_OR_RETURN(std::vector<c10::IValue> stack, Bind(*method, inputs));
+      c10::IValue result = (*method)(std::move(stack));
+      return ConvertOutputs(result);
+    } catch (const std::exception& e) {
+      return Fail(Code::kInvalid, "model failed running '" + name + "': " + Headline(e));
+    }
+  }
+
+ private:
+  // Binds inputs to the method's arguments by name; a lone argument takes a lone input whatever
+  // its name. Arguments with defaults may be left out.
+  Result<std::vector<c10::IValue>> Bind(const torch::jit::Method& method,
+                                        const std::vector<Tensor>& inputs) const {
+    std::vector<c10::Argument> args = UserArguments(method.function().getSchema());
+    std::vector<std::string> arg_names;
+    for (const c10::Argument& arg : args) arg_names.push_back(arg.name());
+    const std::string takes = "method '" + method.name() + "' takes: " + Join(arg_names);
+
+    std::vector<c10::IValue> stack;
+    if (args.size() == 1 && inputs.size() == 1) {
+      DLSYS_ASSIGN_OR_RETURN(at::Tensor tensor, ToTorch(inputs[0], inputs[0].name, device_));
+      stack.emplace_back(std::move(tensor));
+      return stack;
+    }
+    std::map<std::string, const Tensor*> by_name;
+    for (const Tensor& input : inputs) {
+      if (std::find(arg_names.begin(), arg_names.end(), input.name) == arg_names.end()) {
+        return Fail(Code::kInvalid, "unexpected input '" + input.name + "'; " + takes);
+      }
+      if (!by_name.emplace(input.name, &input).second) {
+        return Fail(Code::kInvalid, "input '" + input.name + "' is given twice");
+      }
+    }
+    for (const c10::Argument& arg : args) {
+      auto it = by_name.find(arg.name());
+      if (it != by_name.end()) {
+        DLSYS_ASSIGN_OR_RETURN(at::Tensor tensor, ToTorch(*it->second, arg.name(), device_));
+        stack.emplace_back(std::move(tensor));
+      } else if (arg.default_value()) {
+        stack.push_back(*arg.default_value());
+      } else {
+        return Fail(Code::kInvalid, "missing input '" + arg.name() + "'; " + takes);
+      }
+    }
+    return stack;
+  }
+
+  torch::jit::Module module_;
+  c10::Device device_;
+  ModelSummary summary_;
+};
+
+class TorchRuntime final : public Runtime {
+ public:
+  std::string Version() const override {
+    return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+           std::to_string(TORCH_VERSION_PATCH);
+  }
+
+  std::vector<std::string> Operators() const override {
+    std::set<std::string> names;
+    for (const auto& op : torch::jit::getAllOperators()) names.insert(op->schema().name());
+    return {names.begin(), names.end()};
+  }
+
+  Result<std::unique_ptr<Model>> Load(std::span<const std::byte> bytes,
+                                      const LoadOptions& options) const override {
+    if (bytes.empty()) return Fail(Code::kInvalid, "model file is empty");
+    std::optional<c10::Device> device;
+    try {
+      device.emplace(options.device);
+    } catch (const std::exception& e) {
+      return Fail(Code::kUsage, "unknown device '" + options.device + "' (use cpu or cuda)");
+    }
+    if (device->is_cuda() && !torch::cuda::is_available()) {
+      return Fail(Code::kUnavailable, "device '" + options.device +
+                                          "' requested, but CUDA is not available to libtorch "
+                                          "on this machine; use --device cpu");
+    }
+    if (!device->is_cpu() && !device->is_cuda()) {
+      return Fail(Code::kUsage, "unsupported device '" + options.device + "' (use cpu or cuda)");
+    }
+    try {
+      auto adapter = std::make_shared<SpanReadAdapter>(bytes);
+      std::int64_t file_format_version = 0;
+      {
+        caffe2::serialize::PyTorchStreamReader reader(adapter);
+        file_format_version = static_cast<std::int64_t>(reader.version());
+      }
+      // import reads every record eagerly, so the bytes are not needed after this call.
+      torch::jit::Module module = torch::jit::load(adapter, *device);
+      module.eval();
+      ModelSummary summary = Summarize(module, file_format_version);
+      return std::make_unique<TorchModel>(std::move(module), *device, std::move(summary));
+    } catch (const std::exception& e) {
+      return Fail(Code::kInvalid, "not a loadable TorchScript model: " + Headline(e));
+    }
+  }
+
+  Result<void> SetThreads(const ThreadSettings& settings) override {
+    if (settings.intra_op < 0 || settings.inter_op < 0) {
+      return Fail(Code::kUsage, "thread counts must be >= 0 (0 keeps libtorch's default)");
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    try {
+      if (settings.intra_op > 0) at::set_num_threads(settings.intra_op);
+      // libtorch accepts one inter-op setting per process, before its pool starts; repeating
+      // the value already set is harmless, so accept it.
+      if (settings.inter_op > 0 && settings.inter_op != inter_op_set_) {
+        at::set_num_interop_threads(settings.inter_op);
+        inter_op_set_ = settings.inter_op;
+      }
+    } catch (const std::exception& e) {
+      return Fail(Code::kUsage,
+                  "cannot set inter-op threads to " + std::to_string(settings.inter_op) +
+                      ": libtorch fixes the inter-op pool size when it first runs parallel work "
+                      "or when it was already set; set threads once, before running any model",
+                  {Headline(e)});
+    }
+    return {};
+  }
+
+ private:
+  std::mutex mutex_;
+  int inter_op_set_ = 0;
+};
+
+}  // namespace
+}  // namespace dlsys::runtime
+
+extern "C" __attribute__((visibility("default"))) dlsys::runtime::Runtime* dlsys_runtime_create_v1(
+    int abi_version) {
+  if (abi_version != kDlsysRuntimeAbiVersion) return nullptr;
+  static dlsys::runtime::TorchRuntime runtime;
+  return &runtime;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs the whole test suite:
+#   1. every test (unit tests, runtime tests with libtorch, CLI tests on the real binary);
+#   2. the non-torch tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+JOBS=${JOBS:-$(nproc)}
+
+echo "== build (with runtime) =="
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j"$JOBS"
+echo "== tests =="
+ctest --test-dir build -j"$JOBS" --output-on-failure --timeout 900
+
+if [ "${DLSYS_SKIP_SANITIZERS:-0}" != "1" ]; then
+  echo "== build (ASan + UBSan, no runtime) =="
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDLSYS_SANITIZE=ON \
+    -DDLSYS_WITH_RUNTIME=OFF >/dev/null
+  ninja -C build-asan -j"$JOBS"
+  echo "== tests under sanitizers =="
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan -j"$JOBS" --output-on-failure --timeout 900 -LE cli
+fi

@@ -1,0 +1,513 @@
+// Tests the real runtime module through the torch-free interface (runtime/runtime.h): this
+// binary links only dlsys_runtime_api and loads libdlsys_runtime.so with dlopen, as dlsys does.
+// Fixtures come from tests/fixtures/make_model.
+#include "runtime/runtime.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_tmp.h"
+
+extern char** environ;
+
+namespace dlsys::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Runs argv[0] with argv, adding `env` to this process's environment; returns the exit status.
+int Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings = env;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (const std::string& e : env_strings) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), envp.data()) != 0) return -1;
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::vector<std::byte> ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> bytes(chars.size());
+  if (!chars.empty()) std::memcpy(bytes.data(), chars.data(), chars.size());
+  return bytes;
+}
+
+// Fixture bytes by kind, generated once per process (make_model takes ~1 s: it loads libtorch).
+const std::vector<std::byte>& ModelBytes(const std::string& kind,
+                                         const std::vector<std::string>& options = {}) {
+  static std::mutex mutex;
+  static testing::TempDir dir;
+  static std::map<std::string, std::vector<std::byte>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::string key = kind;
+  for (const std::string& option : options) key += " " + option;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  std::string out = dir / (kind + std::to_string(cache.size()) + ".pt");
+  std::vector<std::string> argv = {MAKE_MODEL_BIN, kind, out};
+  argv.insert(argv.end(), options.begin(), options.end());
+  EXPECT_EQ(Spawn(argv), 0) << "make_model " << key;
+  return cache.emplace(key, ReadBytes(out)).first->second;
+}
+
+Runtime* Rt() {
+  setenv("DLSYS_RUNTIME_MODULE", DLSYS_RUNTIME_MODULE_PATH, 1);
+  Result<Runtime*> runtime = GetRuntime();
+  if (!runtime) {
+    ADD_FAILURE() << runtime.error().message;
+    return nullptr;
+  }
+  return *runtime;
+}
+
+std::unique_ptr<Model> LoadKind(const std::string& kind,
+                                const std::vector<std::string>& options = {}) {
+  Runtime* runtime = Rt();
+  if (runtime == nullptr) return nullptr;
+  Result<std::unique_ptr<Model>> model = runtime->Load(ModelBytes(kind, options), {});
+  if (!model) {
+    ADD_FAILURE() << model.error().message;
+    return nullptr;
+  }
+  return std::move(*model);
+}
+
+template <typename T>
+Tensor MakeTensor(std::string name, DType dtype, std::vector<std::int64_t> shape,
+                  const std::vector<T>& values) {
+  Tensor tensor{std::move(name), dtype, std::move(shape), {}};
+  tensor.data.resize(values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(tensor.data.data(), values.data(), tensor.data.size());
+  return tensor;
+}
+
+Tensor F32(std::string name, std::vector<std::int64_t> shape, const std::vector<float>& values) {
+  return MakeTensor(std::move(name), DType::kFloat32, std::move(shape), values);
+}
+
+template <typename T>
+std::vector<T> Values(const Tensor& tensor) {
+  std::vector<T> values(tensor.data.size() / sizeof(T));
+  if (!values.empty()) std::memcpy(values.data(), tensor.data.data(), tensor.data.size());
+  return values;
+}
+
+// The mlp fixture's weights, as tests/fixtures/make_model.cpp defines them.
+std::vector<float> MlpByHand(const std::vector<float>& x, int rows, float scale = 0) {
+  std::vector<float> y;
+  for (int n = 0; n < rows; ++n) {
+    float h[8];
+    for (int i = 0; i < 8; ++i) {
+      float sum = 0;
+      for (int j = 0; j < 4; ++j) sum += x[n * 4 + j] * (((4 * i + j) % 7 - 3) / 4.0f);
+      sum += (i % 3 - 1) / 2.0f;
+      h[i] = sum > 0 ? sum : 0;
+    }
+    for (int k = 0; k < 2; ++k) {
+      float sum = 0;
+      for (int i = 0; i < 8; ++i) sum += h[i] * (((8 * k + i) % 5 - 2) / 2.0f);
+      sum += k == 0 ? 0.25f : -0.25f;
+      y.push_back(sum + scale);
+    }
+  }
+  return y;
+}
+
+const std::vector<float> kMlpInput = {1, 2, 3, 4, -1, 0.5, 0.25, -2, 0, 0, 0, 0};
+
+// --- dtypes -------------------------------------------------------------------------------------
+
+TEST(DTypeTest, ParsesManifestAndKServeNames) {
+  struct Row {
+    const char* name;
+    const char* kserve;
+    DType dtype;
+    std::size_t size;
+  };
+  const Row rows[] = {
+      {"float32", "FP32", DType::kFloat32, 4}, {"float64", "FP64", DType::kFloat64, 8},
+      {"float16", "FP16", DType::kFloat16, 2}, {"bfloat16", "BF16", DType::kBFloat16, 2},
+      {"int8", "INT8", DType::kInt8, 1},       {"uint8", "UINT8", DType::kUInt8, 1},
+      {"int16", "INT16", DType::kInt16, 2},    {"int32", "INT32", DType::kInt32, 4},
+      {"int64", "INT64", DType::kInt64, 8},    {"bool", "BOOL", DType::kBool, 1},
+  };
+  for (const Row& row : rows) {
+    Result<DType> by_name = ParseDType(row.name);
+    Result<DType> by_kserve = ParseDType(row.kserve);
+    ASSERT_TRUE(by_name) << row.name;
+    ASSERT_TRUE(by_kserve) << row.kserve;
+    EXPECT_EQ(*by_name, row.dtype) << row.name;
+    EXPECT_EQ(*by_kserve, row.dtype) << row.kserve;
+    EXPECT_STREQ(DTypeName(row.dtype), row.name);
+    EXPECT_EQ(DTypeSize(row.dtype), row.size) << row.name;
+  }
+}
+
+TEST(DTypeTest, RejectsUnknownNamesListingValidOnes) {
+  for (const char* bad : {"float", "", "Float32", "fp32", "complex64"}) {
+    Result<DType> dtype = ParseDType(bad);
+    ASSERT_FALSE(dtype) << bad;
+    EXPECT_EQ(dtype.error().code, Code::kInvalid);
+    EXPECT_THAT(dtype.error().message, HasSubstr("float32"));
+    EXPECT_THAT(dtype.error().message, HasSubstr("BOOL"));
+  }
+}
+
+TEST(DTypeTest, ElementCount) {
+  EXPECT_EQ(ElementCount({}), 1);
+  EXPECT_EQ(ElementCount({3, 4}), 12);
+  EXPECT_EQ(ElementCount({0, 5}), 0);
+  EXPECT_EQ(ElementCount({-1, 4}), -1);
+  EXPECT_EQ(ElementCount({std::int64_t{1} << 40, std::int64_t{1} << 40}), -1);
+}
+
+// --- loader (in child processes, so each starts with nothing loaded) ----------------------------
+
+// Runs only when re-executed by LoaderTest with DLSYS_LOADER_CHILD set.
+TEST(LoaderChild, Missing) {
+  if (std::getenv("DLSYS_LOADER_CHILD") == nullptr) GTEST_SKIP() << "run by LoaderTest";
+  EXPECT_FALSE(RuntimeLoaded());
+  Result<Runtime*> runtime = GetRuntime();
+  ASSERT_FALSE(runtime);
+  EXPECT_EQ(runtime.error().code, Code::kUnavailable);
+  EXPECT_THAT(runtime.error().message, HasSubstr("runtime module was not found"));
+  std::string details;
+  for (const std::string& line : runtime.error().details) details += line + "\n";
+  EXPECT_THAT(details, HasSubstr("/nonexistent/libdlsys_runtime.so"));
+  EXPECT_THAT(details, HasSubstr("No such file"));  // dlerror() text
+  EXPECT_THAT(details, HasSubstr("DLSYS_WITH_RUNTIME=ON"));
+  EXPECT_FALSE(RuntimeLoaded());
+  Result<Runtime*> again = GetRuntime();  // cached
+  EXPECT_FALSE(again);
+}
+
+TEST(LoaderChild, Present) {
+  if (std::getenv("DLSYS_LOADER_CHILD") == nullptr) GTEST_SKIP() << "run by LoaderTest";
+  EXPECT_FALSE(RuntimeLoaded());
+  Result<Runtime*> runtime = GetRuntime();
+  ASSERT_TRUE(runtime) << runtime.error().message;
+  EXPECT_TRUE(RuntimeLoaded());
+  Result<Runtime*> again = GetRuntime();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *runtime);
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+TEST(LoaderTest, MissingModuleIsUnavailableAndNamesPaths) {
+  EXPECT_EQ(
+      Spawn({SelfExe(), "--gtest_filter=LoaderChild.Missing"},
+            {"DLSYS_LOADER_CHILD=1", "DLSYS_RUNTIME_MODULE=/nonexistent/libdlsys_runtime.so"}),
+      0);
+}
+
+TEST(LoaderTest, LoadsModuleOnFirstUseOnly) {
+  EXPECT_EQ(Spawn({SelfExe(), "--gtest_filter=LoaderChild.Present"},
+                  {"DLSYS_LOADER_CHILD=1",
+                   std::string("DLSYS_RUNTIME_MODULE=") + DLSYS_RUNTIME_MODULE_PATH}),
+            0);
+}
+
+// --- runtime ------------------------------------------------------------------------------------
+
+TEST(RuntimeTest, VersionAndOperators) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  EXPECT_THAT(runtime->Version(), ::testing::MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+"));
+  std::vector<std::string> ops = runtime->Operators();
+  EXPECT_GT(ops.size(), 1000u);
+  EXPECT_TRUE(std::is_sorted(ops.begin(), ops.end()));
+  EXPECT_EQ(std::adjacent_find(ops.begin(), ops.end()), ops.end());
+  EXPECT_TRUE(std::binary_search(ops.begin(), ops.end(), "aten::relu"));
+  EXPECT_TRUE(std::binary_search(ops.begin(), ops.end(), "aten::matmul"));
+}
+
+TEST(RuntimeTest, RejectsEmptyAndGarbageBytes) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  Result<std::unique_ptr<Model>> empty = runtime->Load({}, {});
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, Code::kInvalid);
+  EXPECT_EQ(empty.error().message, "model file is empty");
+
+  std::string text = "this is not a TorchScript archive";
+  std::vector<std::byte> garbage(text.size());
+  std::memcpy(garbage.data(), text.data(), text.size());
+  Result<std::unique_ptr<Model>> bad = runtime->Load(garbage, {});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kInvalid);
+  EXPECT_THAT(bad.error().message, HasSubstr("not a loadable TorchScript model: "));
+  EXPECT_EQ(bad.error().message.find('\n'), std::string::npos);
+
+  const std::vector<std::byte>& mlp = ModelBytes("mlp");
+  std::vector<std::byte> truncated(mlp.begin(), mlp.begin() + mlp.size() / 2);
+  Result<std::unique_ptr<Model>> cut = runtime->Load(truncated, {});
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code, Code::kInvalid);
+}
+
+TEST(RuntimeTest, DeviceOptions) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  Result<std::unique_ptr<Model>> tpu = runtime->Load(ModelBytes("mlp"), {.device = "tpu"});
+  ASSERT_FALSE(tpu);
+  EXPECT_EQ(tpu.error().code, Code::kUsage);
+  Result<std::unique_ptr<Model>> cuda = runtime->Load(ModelBytes("mlp"), {.device = "cuda"});
+  if (!cuda) {
+    EXPECT_EQ(cuda.error().code, Code::kUnavailable) << cuda.error().message;
+  }
+}
+
+TEST(RuntimeTest, MlpSummary) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  const ModelSummary& summary = model->Summary();
+  ASSERT_EQ(summary.methods.size(), 1u);
+  EXPECT_EQ(summary.methods[0].name, "forward");
+  EXPECT_EQ(summary.methods[0].arg_names, std::vector<std::string>{"x"});
+  EXPECT_EQ(summary.methods[0].schema, "forward(Tensor x) -> Tensor");
+  EXPECT_EQ(summary.parameters.count, 4);
+  EXPECT_EQ(summary.parameters.elements, 8 * 4 + 8 + 2 * 8 + 2);
+  EXPECT_EQ(summary.parameters.bytes_by_dtype,
+            (std::map<std::string, std::int64_t>{{"float32", (8 * 4 + 8 + 2 * 8 + 2) * 4}}));
+  EXPECT_EQ(summary.buffers.count, 0);
+  EXPECT_TRUE(summary.buffers.bytes_by_dtype.empty());
+  const std::vector<std::string>& ops = summary.operators;
+  EXPECT_TRUE(std::is_sorted(ops.begin(), ops.end()));
+  for (const char* op : {"aten::relu", "aten::matmul", "aten::t", "aten::add"}) {
+    EXPECT_TRUE(std::binary_search(ops.begin(), ops.end(), op)) << op;
+  }
+  for (const std::string& op : ops) EXPECT_EQ(op.rfind("attr::", 0), std::string::npos) << op;
+  EXPECT_GT(summary.file_format_version, 0);
+  EXPECT_EQ(summary.runtime_version, Rt()->Version());
+  EXPECT_EQ(summary.devices, std::vector<std::string>{"cpu"});
+}
+
+TEST(RuntimeTest, BigModelSummaryCountsEveryByte) {
+  std::unique_ptr<Model> model = LoadKind("big", {"--weight-bytes", "1048576"});
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->Summary().parameters.bytes_by_dtype.at("float32"), 1048576);
+  EXPECT_EQ(model->Summary().parameters.elements, 1048576 / 4);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {2}, {1.5f, -3})});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{1.5f, -3}));
+}
+
+TEST(RuntimeTest, MlpRunMatchesHandComputation) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {3, 4}, kMlpInput)});
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(out->size(), 1u);
+  const Tensor& y = (*out)[0];
+  EXPECT_EQ(y.name, "output0");
+  EXPECT_EQ(y.dtype, DType::kFloat32);
+  EXPECT_EQ(y.shape, (std::vector<std::int64_t>{3, 2}));
+  std::vector<float> got = Values<float>(y);
+  std::vector<float> want = MlpByHand(kMlpInput, 3);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+}
+
+TEST(RuntimeTest, NoiseAddsScale) {
+  std::unique_ptr<Model> model = LoadKind("noise", {"--scale", "0.5"});
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {3, 4}, kMlpInput)});
+  ASSERT_TRUE(out) << out.error().message;
+  std::vector<float> got = Values<float>((*out)[0]);
+  std::vector<float> want = MlpByHand(kMlpInput, 3, 0.5f);
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+}
+
+TEST(RuntimeTest, LoneArgumentTakesAnyName) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("input__0", {3, 4}, kMlpInput)});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{3, 2}));
+}
+
+TEST(RuntimeTest, BytesMayBeFreedAfterLoad) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  auto copy = std::make_unique<std::vector<std::byte>>(ModelBytes("mlp"));
+  Result<std::unique_ptr<Model>> model = runtime->Load(*copy, {});
+  ASSERT_TRUE(model) << model.error().message;
+  std::fill(copy->begin(), copy->end(), std::byte{0});
+  copy.reset();
+  Result<std::vector<Tensor>> out = (*model)->Run("forward", {F32("x", {3, 4}, kMlpInput)});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_FLOAT_EQ(Values<float>((*out)[0])[0], MlpByHand(kMlpInput, 3)[0]);
+}
+
+TEST(RuntimeTest, UnknownMethod) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("predict", {F32("x", {1, 4}, {1, 2, 3, 4})});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, Code::kInvalid);
+  EXPECT_EQ(out.error().message, "model has no method 'predict'; it has: forward");
+}
+
+TEST(RuntimeTest, WrongShapeFailsInsideModel) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {1, 3}, {1, 2, 3})});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, Code::kInvalid);
+  EXPECT_THAT(out.error().message, HasSubstr("model failed running 'forward': "));
+  EXPECT_EQ(out.error().message.find('\n'), std::string::npos);
+}
+
+TEST(RuntimeTest, TwoInputsByName) {
+  std::unique_ptr<Model> model = LoadKind("two_inputs");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->Summary().methods[0].arg_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(model->Summary().methods[0].schema,
+            "forward(Tensor a, Tensor b) -> ((Tensor, Tensor))");  // one tuple-typed return
+  Result<std::vector<Tensor>> out =
+      model->Run("forward", {MakeTensor<std::int64_t>("b", DType::kInt64, {3}, {4, 5, 6}),
+                             MakeTensor<std::int64_t>("a", DType::kInt64, {3}, {1, 2, 3})});
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_EQ((*out)[0].name, "output0");
+  EXPECT_EQ((*out)[1].name, "output1");
+  EXPECT_EQ((*out)[0].dtype, DType::kInt64);
+  EXPECT_EQ(Values<std::int64_t>((*out)[0]), (std::vector<std::int64_t>{5, 7, 9}));
+  EXPECT_EQ(Values<std::int64_t>((*out)[1]), (std::vector<std::int64_t>{4, 10, 18}));
+}
+
+TEST(RuntimeTest, MissingExtraAndMalformedInputs) {
+  std::unique_ptr<Model> model = LoadKind("two_inputs");
+  ASSERT_NE(model, nullptr);
+  Tensor a = F32("a", {2}, {1, 2});
+  Tensor b = F32("b", {2}, {3, 4});
+
+  Result<std::vector<Tensor>> missing = model->Run("forward", {a});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kInvalid);
+  EXPECT_THAT(missing.error().message, HasSubstr("missing input 'b'"));
+
+  Result<std::vector<Tensor>> extra = model->Run("forward", {a, b, F32("c", {2}, {5, 6})});
+  ASSERT_FALSE(extra);
+  EXPECT_EQ(extra.error().code, Code::kInvalid);
+  EXPECT_THAT(extra.error().message, HasSubstr("unexpected input 'c'"));
+
+  Result<std::vector<Tensor>> twice = model->Run("forward", {a, a, b});
+  ASSERT_FALSE(twice);
+  EXPECT_THAT(twice.error().message, HasSubstr("'a' is given twice"));
+
+  Tensor short_b = b;
+  short_b.data.resize(4);
+  Result<std::vector<Tensor>> size = model->Run("forward", {a, short_b});
+  ASSERT_FALSE(size);
+  EXPECT_EQ(size.error().code, Code::kInvalid);
+  EXPECT_THAT(size.error().message, HasSubstr("input 'b' has 4 bytes"));
+
+  Tensor dynamic = F32("b", {-1}, {});
+  Result<std::vector<Tensor>> shape = model->Run("forward", {a, dynamic});
+  ASSERT_FALSE(shape);
+  EXPECT_THAT(shape.error().message, HasSubstr("invalid shape [-1]"));
+}
+
+TEST(RuntimeTest, DictOutputsNamedByKey) {
+  std::unique_ptr<Model> model = LoadKind("dict_out");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {2}, {1, -2})});
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_EQ((*out)[0].name, "double");
+  EXPECT_EQ((*out)[1].name, "neg");
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{2, -4}));
+  EXPECT_EQ(Values<float>((*out)[1]), (std::vector<float>{-1, 2}));
+}
+
+TEST(RuntimeTest, FailingModelIsInvalidWithItsMessage) {
+  std::unique_ptr<Model> model = LoadKind("failing");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {1}, {1})});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, Code::kInvalid);
+  EXPECT_THAT(out.error().message, HasSubstr("model failed running 'forward': "));
+  EXPECT_THAT(out.error().message, HasSubstr("boom"));
+  EXPECT_EQ(out.error().message.find('\n'), std::string::npos) << out.error().message;
+}
+
+TEST(RuntimeTest, ConcurrentRunsAgree) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  const Tensor input = F32("x", {3, 4}, kMlpInput);
+  Result<std::vector<Tensor>> reference = model->Run("forward", {input});
+  ASSERT_TRUE(reference) << reference.error().message;
+  std::vector<int> mismatches(8, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        Result<std::vector<Tensor>> out = model->Run("forward", {input});
+        if (!out || (*out)[0].data != (*reference)[0].data) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(8, 0));
+}
+
+TEST(RuntimeTest, SetThreads) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  EXPECT_TRUE(runtime->SetThreads({.intra_op = 1}));
+  EXPECT_TRUE(runtime->SetThreads({}));
+  Result<void> negative = runtime->SetThreads({.intra_op = -1});
+  ASSERT_FALSE(negative);
+  EXPECT_EQ(negative.error().code, Code::kUsage);
+}
+
+// Inter-op threads are fixed once per process: run in a child so other tests cannot interfere.
+TEST(LoaderChild, InterOpThreadsOnce) {
+  if (std::getenv("DLSYS_LOADER_CHILD") == nullptr) GTEST_SKIP() << "run by RuntimeTest";
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  EXPECT_TRUE(runtime->SetThreads({.inter_op = 2}));
+  EXPECT_TRUE(runtime->SetThreads({.inter_op = 2}));  // same value again: fine
+  Result<void> changed = runtime->SetThreads({.inter_op = 3});
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().code, Code::kUsage);
+  EXPECT_THAT(changed.error().message, HasSubstr("inter-op"));
+}
+
+TEST(RuntimeTest, InterOpThreadsCanBeSetOnce) {
+  EXPECT_EQ(
+      Spawn({SelfExe(), "--gtest_filter=LoaderChild.InterOpThreadsOnce"}, {"DLSYS_LOADER_CHILD=1"}),
+      0);
+}
+
+}  // namespace
+}  // namespace dlsys::runtime

@@ -1,0 +1,60 @@
+// Shared by the subcommand files: registration, error reporting, exit codes, output helpers.
+//
+// Adding a subcommand: write tools/cmd_NAME.cpp with an Options struct, a Run(const Options&)
+// that calls the library and renders, and a Register function; add it to the table in
+// main.cpp; pin its --help and exit codes in tests/cli.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "core/error.h"
+
+namespace dlsys::cli {
+
+// Set by a subcommand's callback when it is chosen; main runs it after parsing.
+using RunFn = std::function<int()>;
+using RegisterFn = void (*)(CLI::App& app, RunFn& run);
+
+// Exit codes (docs/exit-codes.md).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitInternal = 1,
+  kExitUsage = 2,
+  kExitNotFound = 3,
+  kExitInvalid = 4,
+  kExitVerifyFailed = 5,
+  kExitUnavailable = 6,
+  kExitAlert = 7,
+  kExitInterrupted = 130,
+};
+
+int ExitCodeFor(Code code);
+// Prints "dlsys: error: <message>" and indented detail lines to stderr; returns the exit code.
+int ReportError(const Error& error);
+// Writes text to a file atomically (for --junit, -o); reports errors itself, returns exit code.
+int WriteOutputFile(const std::string& path, const std::string& text);
+// True if stderr is a terminal (progress is shown only then).
+bool StderrIsTerminal();
+
+// A progress line on stderr, redrawn at most every 100 ms, shown only on a terminal and only
+// once work has gone on for 300 ms. Thread-safe.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string label);
+  ~ProgressLine();
+  void Update(const char* phase, std::uint64_t done, std::uint64_t total);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+void RegisterKeygen(CLI::App& app, RunFn& run);
+void RegisterPack(CLI::App& app, RunFn& run);
+void RegisterInspect(CLI::App& app, RunFn& run);
+void RegisterVerify(CLI::App& app, RunFn& run);
+
+}  // namespace dlsys::cli
