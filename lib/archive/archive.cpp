@@ -65,7 +65,8 @@ Result<void> CheckEntryPath(std::string_view path) {
   // Checked before the path is quoted in any message, so messages never carry escapes.
   for (char c : path) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return Fail(Code::kInvalid, "entry path contains a control character");
+    if (u < 0x20 || u == 0x7f)
+      return Fail(Code::kInvalid, "entry path contains a control character");
     // libarchive converts non-ASCII names through the process locale (and its pax writer
     // crashes on a UTF-8 name it cannot convert in the C locale); ASCII names are the same
     // bytes in every locale and every tar.
@@ -134,8 +135,7 @@ struct Writer::Impl {
 namespace {
 
 // Writes straight to the fd, so large payload chunks reach write(2) without another copy.
-la_ssize_t WriteCallback(struct archive* a, void* client_data, const void* buffer,
-                         size_t length) {
+la_ssize_t WriteCallback(struct archive* a, void* client_data, const void* buffer, size_t length) {
   const auto* target = static_cast<const WriteTarget*>(client_data);
   if (target->discard) {
     archive_set_error(a, ECANCELED, "archive abandoned");
@@ -185,8 +185,8 @@ Result<Writer> Writer::Open(int fd, Compression compression, std::int64_t mtime)
   struct archive* a = impl->a.get();
   auto check = [a](int r, const char* what) -> Result<void> {
     if (r == ARCHIVE_OK) return {};
-    return Fail(Code::kInternal, std::string("cannot set up archive writer (") + what +
-                                     "): " + ArchiveMessage(a));
+    return Fail(Code::kInternal,
+                std::string("cannot set up archive writer (") + what + "): " + ArchiveMessage(a));
   };
   DLSYS_TRY(check(archive_write_set_format_pax_restricted(a), "pax format"));
   switch (compression) {
@@ -238,10 +238,10 @@ Result<void> Writer::Begin(std::string_view path, std::uint64_t size, unsigned m
   archive_entry_set_gid(e, 0);
   const int r = archive_write_header(w.a.get(), e);
   if (r != ARCHIVE_OK) {
-    return w.Poison(Error{r == ARCHIVE_FATAL ? Code::kInternal : Code::kInvalid,
-                          "cannot write header of entry " + Quote(path) + ": " +
-                              ArchiveMessage(w.a.get()),
-                          {}});
+    return w.Poison(
+        Error{r == ARCHIVE_FATAL ? Code::kInternal : Code::kInvalid,
+              "cannot write header of entry " + Quote(path) + ": " + ArchiveMessage(w.a.get()),
+              {}});
   }
   w.names.insert(std::move(name));
   w.in_entry = true;
@@ -257,8 +257,8 @@ Result<void> Writer::WriteData(std::span<const std::byte> data) {
   if (!w.in_entry) return Fail(Code::kUsage, "WriteData() called outside Begin()/End()");
   if (data.size() > w.size - w.written) {
     return w.Poison(Error{Code::kInvalid,
-                          "entry " + Quote(w.path) + " was declared as " +
-                              std::to_string(w.size) + " bytes but more data was written",
+                          "entry " + Quote(w.path) + " was declared as " + std::to_string(w.size) +
+                              " bytes but more data was written",
                           {}});
   }
   const std::byte* p = data.data();
@@ -266,10 +266,10 @@ Result<void> Writer::WriteData(std::span<const std::byte> data) {
   while (left > 0) {
     const la_ssize_t n = archive_write_data(w.a.get(), p, left);
     if (n <= 0) {
-      return w.Poison(Error{Code::kInternal,
-                            "cannot write data of entry " + Quote(w.path) + ": " +
-                                ArchiveMessage(w.a.get()),
-                            {}});
+      return w.Poison(
+          Error{Code::kInternal,
+                "cannot write data of entry " + Quote(w.path) + ": " + ArchiveMessage(w.a.get()),
+                {}});
     }
     p += n;
     left -= static_cast<std::size_t>(n);
@@ -285,15 +285,13 @@ Result<void> Writer::End() {
   if (w.written != w.size) {
     // libarchive would pad the entry with zeros; the archive would not hold the real file.
     return w.Poison(Error{Code::kInvalid,
-                          "entry " + Quote(w.path) + " was declared as " +
-                              std::to_string(w.size) + " bytes but " +
-                              std::to_string(w.written) + " were written",
+                          "entry " + Quote(w.path) + " was declared as " + std::to_string(w.size) +
+                              " bytes but " + std::to_string(w.written) + " were written",
                           {}});
   }
   if (archive_write_finish_entry(w.a.get()) != ARCHIVE_OK) {
     return w.Poison(Error{Code::kInternal,
-                          "cannot finish entry " + Quote(w.path) + ": " +
-                              ArchiveMessage(w.a.get()),
+                          "cannot finish entry " + Quote(w.path) + ": " + ArchiveMessage(w.a.get()),
                           {}});
   }
   w.in_entry = false;
@@ -310,8 +308,8 @@ Result<void> Writer::Close() {
   Impl& w = *impl_;
   DLSYS_TRY(w.CheckUsable("Close()"));
   if (w.in_entry) {
-    return Fail(Code::kUsage, "cannot close archive: entry " + Quote(w.path) +
-                                  " is not finished (call End())");
+    return Fail(Code::kUsage,
+                "cannot close archive: entry " + Quote(w.path) + " is not finished (call End())");
   }
   if (archive_write_close(w.a.get()) != ARCHIVE_OK) {
     return w.Poison(
@@ -353,8 +351,8 @@ struct Reader::Impl {
     return tl::unexpected<Error>(std::move(e));
   }
   tl::unexpected<Error> Corrupt() {
-    return Poison(Error{Code::kInvalid,
-                        "archive is truncated or corrupt: " + ArchiveMessage(a.get()), {}});
+    return Poison(
+        Error{Code::kInvalid, "archive is truncated or corrupt: " + ArchiveMessage(a.get()), {}});
   }
 
   Result<void> CheckRatio() {
@@ -362,8 +360,8 @@ struct Reader::Impl {
     const la_int64_t out = archive_filter_bytes(a.get(), 0);  // uncompressed, seen by tar
     if (out < 0 || static_cast<std::uint64_t>(out) <= limits.ratio_grace_bytes) return {};
     const la_int64_t in = archive_filter_bytes(a.get(), -1);  // compressed, read from the file
-    if (in > 0 && static_cast<double>(out) / static_cast<double>(in) <=
-                      limits.max_compression_ratio) {
+    if (in > 0 &&
+        static_cast<double>(out) / static_cast<double>(in) <= limits.max_compression_ratio) {
       return {};
     }
     char ratio[32];
@@ -463,8 +461,8 @@ Result<Reader> Reader::Open(const std::string& path, Limits limits) {
   auto setup = [a](int r, const char* what) -> Result<void> {
     // ARCHIVE_WARN: the filter runs through an external program; slower but correct.
     if (r == ARCHIVE_OK || r == ARCHIVE_WARN) return {};
-    return Fail(Code::kInternal, std::string("cannot set up archive reader (") + what +
-                                     "): " + ArchiveMessage(a));
+    return Fail(Code::kInternal,
+                std::string("cannot set up archive reader (") + what + "): " + ArchiveMessage(a));
   };
   DLSYS_TRY(setup(archive_read_support_format_tar(a), "tar"));
   DLSYS_TRY(setup(archive_read_support_filter_gzip(a), "gzip"));
@@ -499,9 +497,9 @@ Result<Reader> Reader::Open(const std::string& path, Limits limits) {
       impl->compression = Compression::kZstd;
       break;
     default:
-      return Fail(Code::kInvalid, Quote(path) + " uses unsupported compression " +
-                                      Quote(archive_filter_name(a, 0) ? archive_filter_name(a, 0)
-                                                                      : "?"));
+      return Fail(Code::kInvalid,
+                  Quote(path) + " uses unsupported compression " +
+                      Quote(archive_filter_name(a, 0) ? archive_filter_name(a, 0) : "?"));
   }
   return Reader(std::move(impl));
 }
@@ -546,9 +544,8 @@ Result<std::optional<Entry>> Reader::Next() {
   if (status == ARCHIVE_WARN) {
     // The header was readable but libarchive could not make full sense of it (e.g. a name it
     // cannot convert); a dlsys writer never produces such entries.
-    return r.Poison(Error{Code::kInvalid,
-                          "archive has an invalid entry header: " + ArchiveMessage(r.a.get()),
-                          {}});
+    return r.Poison(Error{
+        Code::kInvalid, "archive has an invalid entry header: " + ArchiveMessage(r.a.get()), {}});
   }
   if (status != ARCHIVE_OK) return r.Corrupt();
   DLSYS_TRY(r.CheckRatio());
@@ -561,8 +558,8 @@ Result<std::optional<Entry>> Reader::Next() {
   r.entry.mtime = archive_entry_mtime(r.header);
   r.consumed = 0;
   r.has_entry = true;
-  r.stream_end = r.data_offset + (r.entry.size + kTarBlockBytes - 1) / kTarBlockBytes *
-                                     kTarBlockBytes;
+  r.stream_end =
+      r.data_offset + (r.entry.size + kTarBlockBytes - 1) / kTarBlockBytes * kTarBlockBytes;
   for (std::size_t slash = path.find('/'); slash != std::string::npos;
        slash = path.find('/', slash + 1)) {
     r.dirs.insert(path.substr(0, slash));
@@ -587,8 +584,8 @@ Result<std::size_t> Reader::Read(std::span<std::byte> out) {
     return r.Poison(Error{Code::kInvalid,
                           "cannot read entry " + Quote(r.entry.path) +
                               ": archive is truncated or corrupt: data ends after " +
-                              std::to_string(r.consumed) + " of " +
-                              std::to_string(r.entry.size) + " bytes",
+                              std::to_string(r.consumed) + " of " + std::to_string(r.entry.size) +
+                              " bytes",
                           {}});
   }
   r.consumed += static_cast<std::uint64_t>(n);

@@ -5,10 +5,12 @@
 // atime/ctime, compression without timestamps or file names.
 //
 // Reader: streams entries in order and enforces safety before handing an entry out: relative
-// normalised paths only (no absolute path, no "." or ".." component, no empty component,
-// no backslash or control characters), regular files only (no symlink, hard link, device,
-// FIFO or directory), no duplicate names, bounded entry size, entry count and compression
-// ratio. It never writes to disk.
+// normalised ASCII paths only (no absolute path, no "." or ".." component, no empty component,
+// no backslash, control or non-ASCII characters), regular files only (no symlink, hard link,
+// device, FIFO, directory or sparse file), no duplicate names and no entry below another
+// entry's name, bounded entry size, entry count and compression ratio, and a final
+// end-of-archive marker (an archive cut at an entry boundary is truncated). It never writes
+// to disk.
 #pragma once
 
 #include <cstddef>
@@ -37,7 +39,9 @@ class Writer {
   Writer(Writer&&) noexcept;
   ~Writer();
 
-  // Adds a whole entry. The path must pass CheckEntryPath.
+  // Adds a whole entry. The path must pass CheckEntryPath and not repeat an earlier one
+  // (kInvalid; the writer stays usable). After any other failure the writer is unusable and
+  // every call returns that error. Dropping a writer without Close() writes nothing more.
   [[nodiscard]] Result<void> Add(std::string_view path, std::span<const std::byte> data,
                                  unsigned mode = 0644);
   // Streams an entry of exactly `size` bytes: Begin, WriteData..., End (kInvalid if the

@@ -3,9 +3,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/sysmacros.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,8 +18,6 @@
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "test_tmp.h"
 
 namespace dlsys::archive {
@@ -26,7 +25,7 @@ namespace {
 
 using dlsys::testing::TempDir;
 
-#define EXPECT_HAS(haystack, needle) \
+#define EXPECT_HAS(haystack, needle)                               \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
       << "'" << (haystack) << "' lacks '" << (needle) << "'"
 
@@ -549,8 +548,8 @@ TEST(HostileTest, ErrorIsSticky) {
 TEST(HostileTest, NotATarFile) {
   TempDir tmp;
   Spit(tmp / "x.dlsys", std::string(4096, 'z'));
-  ExpectInvalid(Reader::Open(tmp / "x.dlsys"), "'" + (tmp / "x.dlsys") +
-                                                   "' is not a dlsys archive (not a tar file)");
+  ExpectInvalid(Reader::Open(tmp / "x.dlsys"),
+                "'" + (tmp / "x.dlsys") + "' is not a dlsys archive (not a tar file)");
   Spit(tmp / "empty.dlsys", "");
   ExpectInvalid(Reader::Open(tmp / "empty.dlsys"), "is not a dlsys archive");
   ExpectInvalid(Reader::Open(tmp.path().string()), "is not a dlsys archive");

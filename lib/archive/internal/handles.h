@@ -1,10 +1,10 @@
 // Owning handles for libarchive objects (private to lib/archive).
 #pragma once
 
-#include <memory>
-
 #include <archive.h>
 #include <archive_entry.h>
+
+#include <memory>
 
 namespace dlsys::archive::internal {
 
