@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libexpected-dev libsimdjson-dev
   libboost-dev libzstd-dev zstd libcurl4-openssl-dev
   python3-jsonschema
-  tar gzip curl hyperfine wrk
+  tar gzip curl bc hyperfine wrk
 )
 
 missing=()

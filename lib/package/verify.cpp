@@ -58,7 +58,10 @@ class Verifier {
 
   VerifyReport Run() {
     auto head = internal::ReadHead(path_);
-    if (!head) return Broken(head.error().message);
+    if (!head) {
+      Broken(head.error().message);
+      return std::move(report_);
+    }
     auto m = manifest::Parse(head->manifest_json);
     if (!m) {
       Add("manifest", "manifest.json", Status::kFail, m.error().message);
@@ -84,10 +87,10 @@ class Verifier {
                                    std::move(message), std::move(expected), std::move(found)});
   }
 
-  VerifyReport Broken(const std::string& message) {
+  // The container itself is unreadable or unsafe: reading stops here.
+  void Broken(const std::string& message) {
     report_.container_broken = true;
     Add("archive", "", Status::kFail, message);
-    return std::move(report_);
   }
 
   void CheckSignature(const std::string& manifest_json,
