@@ -33,9 +33,9 @@ median() {
 }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 
-PRE=(rm -f copy.pt)
+PRE=(sh -c "rm -f copy.pt big.dlsys; sync")
 t_cp=$(median cp big.pt copy.pt)
-PRE=(rm -f big.dlsys)
+PRE=(sh -c "rm -f big.dlsys copy.pt; sync")
 t_pack=$(median "$DLSYS" pack big.pt --name big --version 1.0.0 --compression none -o big.dlsys)
 "$DLSYS" pack big.pt --name big --version 1.0.0 --compression none -o big.dlsys --force >/dev/null
 PRE=(true)
