@@ -1,5 +1,7 @@
 #include "core/error.h"
 
+#include "core/check.h"
+
 namespace dlsys {
 
 const char* CodeName(Code code) {
@@ -14,6 +16,15 @@ const char* CodeName(Code code) {
     case Code::kInterrupted: return "interrupted";
   }
   return "internal";
+}
+
+const char* StatusName(Status s) {
+  switch (s) {
+    case Status::kPass: return "PASS";
+    case Status::kWarn: return "WARN";
+    case Status::kFail: return "FAIL";
+  }
+  return "FAIL";
 }
 
 }  // namespace dlsys

@@ -25,13 +25,4 @@ Result<InspectResult> Inspect(const std::string& path) {
   return r;
 }
 
-const char* StatusName(Status s) {
-  switch (s) {
-    case Status::kPass: return "PASS";
-    case Status::kWarn: return "WARN";
-    case Status::kFail: return "FAIL";
-  }
-  return "FAIL";
-}
-
 }  // namespace dlsys::package

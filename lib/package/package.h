@@ -8,11 +8,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "archive/archive.h"
+#include "core/check.h"
 #include "core/error.h"
+#include "hw/profile.h"
+#include "hw/requirements.h"
 #include "manifest/manifest.h"
 #include "manifest/spec.h"
 #include "signing/keys.h"
@@ -62,21 +66,17 @@ struct InspectResult {
 // head is not a valid dlsys archive.
 [[nodiscard]] Result<InspectResult> Inspect(const std::string& path);
 
-enum class Status { kPass, kWarn, kFail };
-const char* StatusName(Status s);  // "PASS", "WARN", "FAIL"
-
-struct Check {
-  std::string check;    // "archive", "manifest", "signature", "file"
-  std::string subject;  // file path or field, may be empty
-  Status status = Status::kPass;
-  std::string message;  // one line for people: what, where, expected vs found
-  std::string expected; // machine-readable, may be empty
-  std::string found;
-};
+using dlsys::Check;
+using dlsys::Status;
+using dlsys::StatusName;
 
 struct VerifyOptions {
   signing::TrustStore trust;
   bool allow_unsigned = false;
+  // Checks the model's requirements against this target (rows memory, device, operators, ...).
+  std::optional<hw::TargetProfile> target;
+  // Loads the model here and runs the examples against the golden outputs (needs the runtime).
+  bool smoke = false;
   unsigned threads = 0;  // 0 = all cores
   ProgressFn progress;
 };
@@ -92,6 +92,19 @@ struct VerifyReport {
   bool ok = true;
   bool container_broken = false;
 };
+
+struct SmokeOptions {
+  int latency_runs = 5;  // forward passes timed per example (after one warm-up)
+};
+
+// The smoke test: loads the archive's model through the runtime, runs every example, compares
+// the outputs with the golden outputs within the example's tolerance (|a-b| <= atol + rtol*|b|),
+// checks them against the declared output schema, and compares the measured latency and peak
+// memory with the recorded ones and the latency budget. One row per finding, check "smoke";
+// a missing runtime module gives a FAIL row saying so. The archive's integrity is the caller's
+// business (verify runs this only after the digests pass).
+std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manifest& manifest,
+                         const hw::Requirements& requirements, const SmokeOptions& options = {});
 
 // Never fails for problems found in the archive (they become checks); kNotFound if the file
 // does not exist.

@@ -191,7 +191,7 @@ TEST(ManifestTest, SerializeIsCanonical) {
   EXPECT_HAS(text, R"("entry_point":{"file":"model.pt","method":"forward"})");
   EXPECT_HAS(text, R"({"dtype":"float32","name":"x","shape":[-1,4]})");
   EXPECT_HAS(text, R"({"mode":420,"path":"data/big.bin","shard_bytes":1024,"shards":[)");
-  EXPECT_HAS(text, R"({"mode":420,"path":"model.pt","sha256":")");  // mode 0644 is 420
+  EXPECT_HAS(text, R"({"mode":384,"path":"model.pt","sha256":")");  // mode 0600 is 384
   EXPECT_EQ(text.find(": "), std::string::npos);
   EXPECT_EQ(text.find(", "), std::string::npos);
   EXPECT_EQ(text.find('\n'), std::string::npos);

@@ -1,0 +1,55 @@
+// Hardware requirements of a model (the manifest's `requirements` object) and the rules that
+// check them against a target profile.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/check.h"
+#include "core/error.h"
+#include "hw/profile.h"
+#include "manifest/manifest.h"
+
+namespace dlsys::hw {
+
+// Measured on the packing machine with the example inputs.
+struct Measured {
+  std::uint64_t peak_memory_bytes = 0;  // peak anonymous RSS growth over load + one forward
+  std::uint64_t weights_bytes = 0;      // parameter + buffer bytes
+  double forward_latency_ms = 0;        // median over forward_runs
+  int forward_runs = 0;
+  int threads = 0;                      // intra-op threads used
+  std::string example;                  // which example was timed
+  std::string machine;                  // CPU model of the packing machine
+};
+
+struct Requirements {
+  std::string device = "cpu";                     // "cpu" | "cuda"
+  std::optional<std::string> min_gpu_compute_capability;  // "8.0"
+  std::optional<std::uint64_t> min_gpu_memory_bytes;
+  std::optional<std::uint64_t> min_memory_bytes;
+  std::vector<std::string> cpu_features;          // lower-case, e.g. "avx2"
+  std::optional<double> latency_budget_ms;
+  std::optional<std::int64_t> max_batch_size;
+  std::optional<Measured> measured;
+};
+
+// Parses the spec's or manifest's requirements object (JSON text). Spec form accepts sizes with
+// units (`min_memory: 2 GiB`) or in bytes (`min_memory_bytes: 2147483648`). kInvalid naming the
+// field ("requirements.device: expected cpu or cuda, found 'tpu'").
+[[nodiscard]] Result<Requirements> ParseRequirements(std::string_view json,
+                                                     const std::string& display = "requirements");
+// Canonical JSON for the manifest (sizes in *_bytes fields, measured under "measured").
+std::string RequirementsToJson(const Requirements& r);
+
+// Checks the model (requirements + model summary) against the target. One row per rule:
+// memory, device, gpu_memory, cpu_features, file_format, runtime_version, operators, latency.
+// Rows say the numbers: "needs 1.3 GiB (1.1 GiB weights + 0.2 GiB measured activation), target
+// has 1.0 GiB". Missing target facts give WARN rows.
+std::vector<Check> CheckTarget(const manifest::Manifest& manifest, const Requirements& req,
+                               const TargetProfile& target);
+
+}  // namespace dlsys::hw
