@@ -9,7 +9,7 @@ PACKAGES=(
   libcli11-dev libyaml-cpp-dev libarchive-dev libssl-dev openssl libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libexpected-dev libsimdjson-dev
   libboost-dev libzstd-dev zstd libcurl4-openssl-dev
-  python3-jsonschema
+  python3-jsonschema python3-yaml
   tar gzip curl bc hyperfine wrk
 )
 

@@ -56,5 +56,6 @@ void RegisterKeygen(CLI::App& app, RunFn& run);
 void RegisterPack(CLI::App& app, RunFn& run);
 void RegisterInspect(CLI::App& app, RunFn& run);
 void RegisterVerify(CLI::App& app, RunFn& run);
+void RegisterProbe(CLI::App& app, RunFn& run);
 
 }  // namespace dlsys::cli

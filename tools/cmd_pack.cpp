@@ -67,6 +67,9 @@ Result<package::PackOptions> Build(const Options& o) {
   DLSYS_ASSIGN_OR_RETURN(p.compression, archive::ParseCompression(
                                             p.spec.compression.empty() ? "none" : p.spec.compression));
   DLSYS_ASSIGN_OR_RETURN(p.created_epoch, CreatedEpoch());
+  // Reproducible builds leave out wall-clock measurements, which differ run to run.
+  const char* sde = std::getenv("SOURCE_DATE_EPOCH");
+  p.reproducible = sde != nullptr && *sde != '\0';
   p.model_path = o.model;
   p.output_path = o.out;
   p.overwrite = o.force;

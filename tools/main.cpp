@@ -21,6 +21,7 @@ constexpr Subcommand kSubcommands[] = {
     {"pack", dlsys::cli::RegisterPack},
     {"inspect", dlsys::cli::RegisterInspect},
     {"verify", dlsys::cli::RegisterVerify},
+    {"probe", dlsys::cli::RegisterProbe},
 };
 
 }  // namespace
@@ -34,7 +35,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "dlsys: the life of a deep-learning model after training.\n"
-      "Pack a TorchScript model into a signed, reproducible archive; inspect and verify it.",
+      "Pack a TorchScript model into a signed, reproducible archive; inspect it; verify its\n"
+      "integrity, signature and fitness for a target machine.",
       "dlsys"};
   app.set_version_flag("--version", DLSYS_VERSION);
   app.require_subcommand(1);
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
       "  dlsys pack model.pt --name mlp --version 1.0.0 --key release.key -o mlp-1.0.0.dlsys\n"
       "  dlsys inspect mlp-1.0.0.dlsys\n"
       "  dlsys verify mlp-1.0.0.dlsys --trust release.key.pub\n"
+      "  dlsys verify mlp-1.0.0.dlsys --trust release.key.pub --target local --smoke\n"
       "Run 'dlsys COMMAND --help' for a command's options. Exit codes: docs/exit-codes.md");
 
   RunFn run;

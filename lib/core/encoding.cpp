@@ -99,4 +99,67 @@ std::string HumanBytes(std::uint64_t bytes) {
   return buf;
 }
 
+Result<std::uint64_t> ParseByteSize(std::string_view text) {
+  auto bad = [&] {
+    return Fail(Code::kInvalid,
+                "'" + std::string(text.substr(0, 64)) +
+                    "' is not a byte size (expected an integer number of bytes or a "
+                    "number with a unit: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB; "
+                    "e.g. \"4 GiB\")");
+  };
+  std::string_view s = text;
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  std::size_t i = 0;
+  unsigned __int128 whole = 0;
+  constexpr unsigned __int128 kMax = ~std::uint64_t{0};
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    whole = whole * 10 + static_cast<unsigned>(s[i] - '0');
+    if (whole > kMax) return bad();
+  }
+  if (i == 0) return bad();
+  unsigned __int128 frac = 0;
+  unsigned __int128 frac_den = 1;
+  if (i < s.size() && s[i] == '.') {
+    std::size_t start = ++i;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      if (i - start < 18) {  // further digits cannot change the rounded byte count
+        frac = frac * 10 + static_cast<unsigned>(s[i] - '0');
+        frac_den *= 10;
+      }
+    }
+    if (i == start) return bad();
+  }
+  std::string_view unit = s.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  struct Unit {
+    std::string_view name;
+    std::uint64_t factor;
+  };
+  static constexpr Unit kUnits[] = {
+      {"", 1},
+      {"B", 1},
+      {"kB", 1000ull},
+      {"KB", 1000ull},
+      {"MB", 1000ull * 1000},
+      {"GB", 1000ull * 1000 * 1000},
+      {"TB", 1000ull * 1000 * 1000 * 1000},
+      {"KiB", 1ull << 10},
+      {"MiB", 1ull << 20},
+      {"GiB", 1ull << 30},
+      {"TiB", 1ull << 40},
+  };
+  const Unit* found = nullptr;
+  for (const Unit& u : kUnits) {
+    if (u.name == unit) found = &u;
+  }
+  if (found == nullptr) return bad();
+  // A bare number of bytes must be whole; "1.5" bytes is a mistake, not a size.
+  if (found->factor == 1 && frac_den != 1) return bad();
+  unsigned __int128 bytes = whole * found->factor;
+  bytes += (frac * found->factor + frac_den / 2) / frac_den;
+  if (bytes > kMax) return bad();
+  return static_cast<std::uint64_t>(bytes);
+}
+
 }  // namespace dlsys::core

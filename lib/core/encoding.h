@@ -2,10 +2,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include "core/error.h"
 
 namespace dlsys::core {
 
@@ -26,5 +29,11 @@ bool IsSemver(std::string_view version);
 
 // Formats a byte count for people: "812 B", "1.4 KiB", "1.00 GiB".
 std::string HumanBytes(std::uint64_t bytes);
+
+// Parses a byte count: a plain integer ("1073741824") or a number with a unit, with or without
+// a space ("4 GiB", "4GiB", "1.5 GB"). Units: B; SI kB/KB, MB, GB, TB (powers of 1000); IEC
+// KiB, MiB, GiB, TiB (powers of 1024). Fractions round to the nearest byte. kInvalid for
+// anything else, negative numbers, or values beyond 2^64 - 1.
+[[nodiscard]] Result<std::uint64_t> ParseByteSize(std::string_view text);
 
 }  // namespace dlsys::core

@@ -21,12 +21,16 @@ struct Gpu {
   std::optional<std::string> compute_capability;  // "8.0"
   std::string driver_version;
   std::string cuda_version;                // "12.2"
+
+  bool operator==(const Gpu&) const = default;
 };
 
 struct RuntimeInfo {
   std::string libtorch_version;                     // "1.13.0"
   std::optional<std::int64_t> max_file_format_version;  // newest TorchScript format it reads
   std::vector<std::string> operators;               // sorted; empty = not listed
+
+  bool operator==(const RuntimeInfo&) const = default;
 };
 
 struct TargetProfile {
@@ -40,6 +44,8 @@ struct TargetProfile {
   std::optional<std::uint64_t> memory_available_bytes;
   std::optional<std::vector<Gpu>> gpus;  // nullopt = not stated; empty = no GPU
   std::optional<RuntimeInfo> runtime;    // nullopt = no libtorch known
+
+  bool operator==(const TargetProfile&) const = default;
 };
 
 // Parses a YAML (or JSON) profile. Sizes may be integers (bytes) or strings with units

@@ -24,6 +24,8 @@ struct Measured {
   int threads = 0;                      // intra-op threads used
   std::string example;                  // which example was timed
   std::string machine;                  // CPU model of the packing machine
+
+  bool operator==(const Measured&) const = default;
 };
 
 struct Requirements {
@@ -35,6 +37,8 @@ struct Requirements {
   std::optional<double> latency_budget_ms;
   std::optional<std::int64_t> max_batch_size;
   std::optional<Measured> measured;
+
+  bool operator==(const Requirements&) const = default;
 };
 
 // Parses the spec's or manifest's requirements object (JSON text). Spec form accepts sizes with

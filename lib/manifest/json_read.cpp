@@ -55,12 +55,10 @@ Result<std::int64_t> Reader::Int(const Json& obj, const std::string& path, const
                                  bool required, std::int64_t min, std::int64_t max) const {
   DLSYS_ASSIGN_OR_RETURN(const Json* v, Get(obj, path, key, required));
   if (v == nullptr) return min;
-  if (v->is_number_unsigned()) {
-    auto u = v->get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(max)) {
-      return Bad(Join(path, key), "an integer <= " + std::to_string(max), v);
-    }
-    return static_cast<std::int64_t>(u);
+  // nlohmann stores non-negative integers as unsigned: bring them into range first, then apply
+  // the same bounds as to signed values (a crafted shard_bytes of 0 must not slip through).
+  if (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+    return Bad(Join(path, key), "an integer <= " + std::to_string(max), v);
   }
   if (!v->is_number_integer()) return Bad(Join(path, key), "an integer", v);
   auto i = v->get<std::int64_t>();

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstring>
+#include <map>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -134,6 +135,19 @@ Result<std::string> Encode(const std::vector<const Json*>& values, runtime::DTyp
     }
     if (!v->is_number()) {
       return Fail(Code::kInvalid, path + ": expected numbers, found " + internal::Brief(*v));
+    }
+    if (dtype != DType::kFloat32 && dtype != DType::kFloat64) {
+      static const std::map<DType, std::pair<double, double>> kRange = {
+          {DType::kInt8, {-128, 127}},          {DType::kUInt8, {0, 255}},
+          {DType::kInt16, {-32768, 32767}},     {DType::kInt32, {-2147483648.0, 2147483647.0}},
+          {DType::kInt64, {-9.2233720368547758e18, 9.2233720368547758e18}}};
+      const auto range = kRange.find(dtype);
+      if (range != kRange.end() &&
+          (!v->is_number_integer() || v->get<double>() < range->second.first ||
+           v->get<double>() > range->second.second)) {
+        return Fail(Code::kInvalid, path + ": " + internal::Brief(*v) + " is not a valid " +
+                                        runtime::DTypeName(dtype) + " value");
+      }
     }
     switch (dtype) {
       case DType::kFloat32: Append<float>(bytes, v->get<float>()); break;
@@ -393,6 +407,23 @@ Result<Spec> ParseSpec(std::string_view yaml, const std::string& base_dir,
   }
   DLSYS_ASSIGN_OR_RETURN(Json root, ToJson(node, display_name, 0));
   return SpecParser(display_name, base_dir).Run(root);
+}
+
+Result<std::string> YamlToJson(std::string_view yaml, const std::string& display) {
+  if (NestingTooDeep(yaml)) {
+    return Fail(Code::kInvalid,
+                display + ": nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
+  YAML::Node node;
+  try {
+    node = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return Fail(Code::kInvalid, display + ": line " + std::to_string(e.mark.line + 1) +
+                                    ", column " + std::to_string(e.mark.column + 1) +
+                                    ": not valid YAML: " + e.msg);
+  }
+  DLSYS_ASSIGN_OR_RETURN(Json root, ToJson(node, display, 0));
+  return root.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 Result<Spec> LoadSpec(const std::string& path) {

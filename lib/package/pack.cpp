@@ -1,7 +1,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -11,6 +13,8 @@
 #include "archive/archive.h"
 #include "core/encoding.h"
 #include "core/file.h"
+#include "hw/requirements.h"
+#include "package/internal/memory_sampler.h"
 #include "package/package.h"
 #include "runtime/runtime.h"
 #include "signing/digest.h"
@@ -58,15 +62,42 @@ Payload Owned(std::string path, std::string bytes) {
   return Payload{std::move(path), span, std::move(owned), signing::DigestBytes(span)};
 }
 
+constexpr int kLatencyRuns = 5;
+
 struct LoadCheck {
   runtime::ModelSummary summary;
   // Golden outputs per example, in the order the model returned them.
   std::vector<std::vector<runtime::Tensor>> outputs;
+  // Kept for the latency measurement, which waits until hashing no longer competes for cores.
+  std::unique_ptr<runtime::Model> model;
+  // Peak anonymous RSS growth over loading + the first example's forward pass (when measured).
+  std::optional<std::uint64_t> peak_memory_bytes;
 };
 
-Result<LoadCheck> RunLoadCheck(std::span<const std::byte> model_bytes,
-                               const manifest::Spec& spec) {
+std::vector<runtime::Tensor> ExampleInputs(const manifest::SpecExample& example) {
+  std::vector<runtime::Tensor> inputs;
+  for (const auto& t : example.inputs) {
+    runtime::Tensor in;
+    in.name = t.tensor.name;
+    in.dtype = *runtime::ParseDType(t.tensor.dtype);
+    in.shape = t.tensor.shape;
+    const auto* p = reinterpret_cast<const std::byte*>(t.bytes.data());
+    in.data.assign(p, p + t.bytes.size());
+    inputs.push_back(std::move(in));
+  }
+  return inputs;
+}
+
+// Loads the model and runs every example (the golden outputs). With `measure`, samples the
+// peak anonymous memory of loading + the first forward pass (loading alone without examples).
+Result<LoadCheck> RunLoadCheck(std::span<const std::byte> model_bytes, const manifest::Spec& spec,
+                               bool measure) {
   DLSYS_ASSIGN_OR_RETURN(runtime::Runtime * rt, runtime::GetRuntime());
+  // Inputs are converted before sampling starts: they are the caller's, not the model's.
+  std::vector<std::vector<runtime::Tensor>> inputs;
+  for (const auto& example : spec.examples) inputs.push_back(ExampleInputs(example));
+  std::optional<internal::MemorySampler> sampler;
+  if (measure) sampler.emplace();
   DLSYS_ASSIGN_OR_RETURN(auto model, rt->Load(model_bytes, runtime::LoadOptions{}));
   LoadCheck check;
   check.summary = model->Summary();
@@ -78,24 +109,64 @@ Result<LoadCheck> RunLoadCheck(std::span<const std::byte> model_bytes,
     return Fail(Code::kInvalid, "the model has no method '" + spec.entry_method +
                                     "' (it has: " + names + "); set entry_point.method in dlsys.yaml");
   }
-  for (const auto& example : spec.examples) {
-    std::vector<runtime::Tensor> inputs;
-    for (const auto& t : example.inputs) {
-      runtime::Tensor in;
-      in.name = t.tensor.name;
-      in.dtype = *runtime::ParseDType(t.tensor.dtype);
-      in.shape = t.tensor.shape;
-      const auto* p = reinterpret_cast<const std::byte*>(t.bytes.data());
-      in.data.assign(p, p + t.bytes.size());
-      inputs.push_back(std::move(in));
-    }
-    auto outputs = model->Run(spec.entry_method, inputs);
+  for (std::size_t e = 0; e < spec.examples.size(); ++e) {
+    auto outputs = model->Run(spec.entry_method, inputs[e]);
     if (!outputs) {
-      return tl::unexpected(std::move(outputs.error()).Wrap("example '" + example.name + "'"));
+      return tl::unexpected(
+          std::move(outputs.error()).Wrap("example '" + spec.examples[e].name + "'"));
     }
     check.outputs.push_back(std::move(*outputs));
+    if (sampler && e == 0) check.peak_memory_bytes = sampler->Stop();
   }
+  if (sampler) check.peak_memory_bytes = sampler->Stop();  // no examples: loading only
+  check.model = std::move(model);
   return check;
+}
+
+// "model name" of the first processor in /proc/cpuinfo; empty where there is none.
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    auto begin = line.find_first_not_of(" \t", colon + 1);
+    return begin == std::string::npos ? "" : line.substr(begin);
+  }
+  return "";
+}
+
+std::uint64_t TotalBytes(const runtime::TensorGroupStats& stats) {
+  std::uint64_t total = 0;
+  for (const auto& [dtype, bytes] : stats.bytes_by_dtype) total += static_cast<std::uint64_t>(bytes);
+  return total;
+}
+
+// What this machine measured: weights, peak memory, and the median forward latency of the
+// first example over kLatencyRuns runs (its golden run in RunLoadCheck was the warm-up).
+Result<hw::Measured> Measure(const LoadCheck& check, const manifest::Spec& spec) {
+  hw::Measured measured;
+  measured.peak_memory_bytes = check.peak_memory_bytes.value_or(0);
+  measured.weights_bytes = TotalBytes(check.summary.parameters) + TotalBytes(check.summary.buffers);
+  measured.machine = CpuModel();
+  if (spec.examples.empty()) return measured;
+  const std::vector<runtime::Tensor> inputs = ExampleInputs(spec.examples[0]);
+  std::vector<double> runs_ms;
+  for (int i = 0; i < kLatencyRuns; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto outputs = check.model->Run(spec.entry_method, inputs);
+    auto stop = std::chrono::steady_clock::now();
+    if (!outputs) {
+      return tl::unexpected(std::move(outputs.error())
+                                .Wrap("example '" + spec.examples[0].name + "' (latency run)"));
+    }
+    runs_ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+  }
+  std::sort(runs_ms.begin(), runs_ms.end());
+  measured.forward_latency_ms = runs_ms[runs_ms.size() / 2];
+  measured.forward_runs = kLatencyRuns;
+  measured.example = spec.examples[0].name;
+  return measured;
 }
 
 Result<void> CheckExampleInputs(const manifest::Spec& spec) {
@@ -143,6 +214,8 @@ Result<PackResult> Pack(const PackOptions& o) {
                                   "' is not a SemVer version such as 1.2.0 or 2.0.0-rc.1");
   }
   DLSYS_TRY(CheckExampleInputs(spec));
+  DLSYS_ASSIGN_OR_RETURN(hw::Requirements requirements,
+                         hw::ParseRequirements(spec.requirements_json));
 
   DLSYS_ASSIGN_OR_RETURN(core::MappedFile model, core::MappedFile::Open(o.model_path));
   if (model.size() == 0) {
@@ -178,7 +251,10 @@ Result<PackResult> Pack(const PackOptions& o) {
 
   // The load check (runtime start-up, deserialisation, example runs) overlaps the hashing.
   if (o.progress) o.progress({"loading", 0, model.size()});
-  auto load = std::async(std::launch::async, [&] { return RunLoadCheck(model.bytes(), spec); });
+  // Measurements differ from run to run, so a reproducible pack makes none (see PackOptions).
+  const bool measure = !o.reproducible;
+  auto load = std::async(std::launch::async,
+                         [&] { return RunLoadCheck(model.bytes(), spec, measure); });
   std::vector<Payload> payloads;
   payloads.push_back(Payload{"model.pt", model.bytes(), {}, {}});
   for (std::size_t i = 0; i < spec.files.size(); ++i) {
@@ -188,6 +264,10 @@ Result<PackResult> Pack(const PackOptions& o) {
   for (auto& p : payloads) p.digest = signing::DigestBytes(p.bytes);
   if (o.progress) o.progress({"hashing", model.size(), model.size()});
   DLSYS_ASSIGN_OR_RETURN(LoadCheck check, load.get());
+  if (measure) {
+    DLSYS_ASSIGN_OR_RETURN(requirements.measured, Measure(check, spec));
+  }
+  check.model.reset();
 
   manifest::Manifest m;
   m.name = spec.name;
@@ -201,7 +281,7 @@ Result<PackResult> Pack(const PackOptions& o) {
   m.training_json = spec.training_json;
   m.metrics_json = spec.metrics_json;
   m.dependencies_json = spec.dependencies_json;
-  m.requirements_json = spec.requirements_json;
+  m.requirements_json = hw::RequirementsToJson(requirements);
   m.entry_method = spec.entry_method;
   m.inputs = spec.inputs;
   m.outputs = spec.outputs;

@@ -38,6 +38,11 @@ struct PackOptions {
   archive::Compression compression = archive::Compression::kNone;
   std::string key_path;        // empty: unsigned
   std::int64_t created_epoch;  // seconds; SOURCE_DATE_EPOCH or now, chosen by the caller
+  // Set by the caller when the output must be byte-identical for the same inputs (i.e. when
+  // SOURCE_DATE_EPOCH is set). Peak memory and forward latency are measured on this machine
+  // and differ from run to run, so a reproducible pack records only the declared requirements
+  // and leaves requirements.measured out of the manifest.
+  bool reproducible = false;
   std::string tool_version;
   ProgressFn progress;         // optional; called from the packing thread
 };

@@ -75,6 +75,7 @@ class Verifier {
             manifest_.version + ", " + std::to_string(manifest_.files.size()) + " files");
     CheckSignature(head->manifest_json, head->envelope_json);
     CheckFiles(*head);
+    if (o_.target || o_.smoke) CheckFitness();
     return std::move(report_);
   }
 
@@ -91,6 +92,34 @@ class Verifier {
   void Broken(const std::string& message) {
     report_.container_broken = true;
     Add("archive", "", Status::kFail, message);
+  }
+
+  // Target compatibility and the smoke test, after integrity.
+  void CheckFitness() {
+    auto req = hw::ParseRequirements(manifest_.requirements_json, "manifest requirements");
+    if (!req) {
+      Add("requirements", "requirements", Status::kFail, req.error().message);
+      return;
+    }
+    if (o_.target) {
+      for (auto& c : hw::CheckTarget(manifest_, *req, *o_.target)) AddRow(std::move(c));
+    }
+    if (!o_.smoke) return;
+    const bool intact = !report_.container_broken &&
+                        std::none_of(report_.checks.begin(), report_.checks.end(), [](const Check& c) {
+                          return c.check == "file" && c.status == Status::kFail;
+                        });
+    if (!intact) {
+      Add("smoke", "load", Status::kFail,
+          "smoke test not run: the archive failed its integrity checks above");
+      return;
+    }
+    for (auto& c : Smoke(path_, manifest_, *req)) AddRow(std::move(c));
+  }
+
+  void AddRow(Check c) {
+    if (c.status == Status::kFail) report_.ok = false;
+    report_.checks.push_back(std::move(c));
   }
 
   void CheckSignature(const std::string& manifest_json,
@@ -190,11 +219,13 @@ class Verifier {
   void Compare(const DigestJob& job, const std::string& found) {
     const std::string& want = Expected(job);
     if (found != want) {
+      failed_.insert(job.record);
       Add("file", job.record->path, Status::kFail,
           job.record->path + ": sha256" + Where(job) + " is " + Short(found) +
               ", manifest says " + Short(want),
           want, found);
-    } else if (job.shard + 1 == std::max<std::size_t>(job.record->shards.size(), 1)) {
+    } else if (job.shard + 1 == std::max<std::size_t>(job.record->shards.size(), 1) &&
+               !failed_.count(job.record)) {
       passed_.push_back(job.record);
     }
   }
@@ -276,6 +307,7 @@ class Verifier {
   VerifyReport report_;
   manifest::Manifest manifest_;
   std::vector<const manifest::FileRecord*> passed_;
+  std::set<const manifest::FileRecord*> failed_;  // files with at least one bad shard
   std::uint64_t streamed_ = 0;
   std::mutex mu_;
 };

@@ -88,13 +88,19 @@ class Runtime {
   virtual ~Runtime() = default;
   // libtorch version, e.g. "1.13.1".
   virtual std::string Version() const = 0;
-  // Every operator this runtime provides (sorted), for target profiles.
+  // Every operator this runtime provides (sorted, unique), for target profiles: the registered
+  // operators plus the node kinds the TorchScript interpreter executes itself (prim::Constant,
+  // prim::GetAttr, prim::If, ...), so the ModelSummary::operators of any model this runtime can
+  // load are a subset of it.
   virtual std::vector<std::string> Operators() const = 0;
   // Loads a TorchScript model from bytes in memory (the bytes may be freed afterwards).
   // kInvalid if the bytes are not a loadable TorchScript model (message says why).
   [[nodiscard]] virtual Result<std::unique_ptr<Model>> Load(std::span<const std::byte> bytes,
                                                             const LoadOptions& options) const = 0;
   [[nodiscard]] virtual Result<void> SetThreads(const ThreadSettings& settings) = 0;
+  // The newest TorchScript file-format version this runtime reads (ModelSummary's
+  // file_format_version of a loadable model is at most this).
+  virtual std::int64_t MaxFileFormatVersion() const = 0;
 };
 
 // Loads the runtime module on first call and returns the process-wide runtime (thread-safe).

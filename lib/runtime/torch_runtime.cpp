@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
+#include <caffe2/serialize/versions.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/runtime/operator.h>
 #include <torch/cuda.h>
@@ -23,6 +24,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -392,6 +394,13 @@ class TorchRuntime final : public Runtime {
   std::vector<std::string> Operators() const override {
     std::set<std::string> names;
     for (const auto& op : torch::jit::getAllOperators()) names.insert(op->schema().name());
+    // Node kinds the interpreter runs itself (constants, attribute access, control flow,
+    // container construction, calls) are not registered operators, yet they appear in every
+    // graph's operator list (CollectOperators). They are all interned prim:: symbols.
+#define DLSYS_ADD_PRIM_SYMBOL(ns, s) \
+  if (std::string_view(#ns) == "prim") names.insert("prim::" #s);
+    FORALL_NS_SYMBOLS(DLSYS_ADD_PRIM_SYMBOL)
+#undef DLSYS_ADD_PRIM_SYMBOL
     return {names.begin(), names.end()};
   }
 
@@ -427,6 +436,10 @@ class TorchRuntime final : public Runtime {
     } catch (const std::exception& e) {
       return Fail(Code::kInvalid, "not a loadable TorchScript model: " + Headline(e));
     }
+  }
+
+  std::int64_t MaxFileFormatVersion() const override {
+    return static_cast<std::int64_t>(caffe2::serialize::kMaxSupportedFileFormatVersion);
   }
 
   Result<void> SetThreads(const ThreadSettings& settings) override {

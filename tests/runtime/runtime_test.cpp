@@ -247,6 +247,11 @@ TEST(RuntimeTest, VersionAndOperators) {
   EXPECT_EQ(std::adjacent_find(ops.begin(), ops.end()), ops.end());
   EXPECT_TRUE(std::binary_search(ops.begin(), ops.end(), "aten::relu"));
   EXPECT_TRUE(std::binary_search(ops.begin(), ops.end(), "aten::matmul"));
+  // Interpreter built-ins are listed too, though they are not registered operators.
+  for (const char* op : {"prim::Constant", "prim::GetAttr", "prim::CallMethod", "prim::If",
+                         "prim::Loop", "prim::ListConstruct", "prim::TupleConstruct"}) {
+    EXPECT_TRUE(std::binary_search(ops.begin(), ops.end(), op)) << op;
+  }
 }
 
 TEST(RuntimeTest, RejectsEmptyAndGarbageBytes) {
@@ -345,6 +350,67 @@ TEST(RuntimeTest, NoiseAddsScale) {
   std::vector<float> want = MlpByHand(kMlpInput, 3, 0.5f);
   for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
 }
+
+TEST(RuntimeTest, RandomDriftsWithinScale) {
+  std::unique_ptr<Model> model = LoadKind("random", {"--scale", "0.5"});
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> first = model->Run("forward", {F32("x", {3, 4}, kMlpInput)});
+  Result<std::vector<Tensor>> second = model->Run("forward", {F32("x", {3, 4}, kMlpInput)});
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(second) << second.error().message;
+  std::vector<float> a = Values<float>((*first)[0]);
+  std::vector<float> b = Values<float>((*second)[0]);
+  std::vector<float> want = MlpByHand(kMlpInput, 3);
+  ASSERT_EQ(a.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_GE(a[i], want[i] - 1e-5f) << i;
+    EXPECT_LE(a[i], want[i] + 0.5f + 1e-5f) << i;
+  }
+  EXPECT_NE(a, b) << "two runs of the random fixture gave identical outputs";
+}
+
+TEST(RuntimeTest, MaxFileFormatVersionCoversLoadedModels) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  EXPECT_GE(runtime->MaxFileFormatVersion(), model->Summary().file_format_version);
+  EXPECT_GT(model->Summary().file_format_version, 0);
+}
+
+// Every node kind a loadable model's summary lists must be something this runtime provides,
+// or a target profile taken from this runtime would reject models it runs.
+class OperatorsCoverSummaryTest
+    : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(OperatorsCoverSummaryTest, SummaryOperatorsAreProvided) {
+  std::vector<std::string> argv = GetParam();
+  std::string kind = argv.front();
+  argv.erase(argv.begin());
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  std::unique_ptr<Model> model = LoadKind(kind, argv);
+  ASSERT_NE(model, nullptr);
+  std::vector<std::string> provided = runtime->Operators();
+  const std::vector<std::string>& used = model->Summary().operators;
+  EXPECT_FALSE(used.empty());
+  std::vector<std::string> missing;
+  std::set_difference(used.begin(), used.end(), provided.begin(), provided.end(),
+                      std::back_inserter(missing));
+  EXPECT_THAT(missing, ::testing::IsEmpty()) << kind;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryFixture, OperatorsCoverSummaryTest,
+    ::testing::Values(std::vector<std::string>{"mlp"},
+                      std::vector<std::string>{"noise", "--scale", "2"},
+                      std::vector<std::string>{"random", "--scale", "1e-9"},
+                      std::vector<std::string>{"big", "--weight-bytes", "4096"},
+                      std::vector<std::string>{"two_inputs"}, std::vector<std::string>{"dict_out"},
+                      std::vector<std::string>{"failing"}),
+    [](const ::testing::TestParamInfo<std::vector<std::string>>& info) {
+      return info.param.front();
+    });
 
 TEST(RuntimeTest, LoneArgumentTakesAnyName) {
   std::unique_ptr<Model> model = LoadKind("mlp");

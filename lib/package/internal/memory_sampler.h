@@ -1,0 +1,45 @@
+// Peak growth of this process's anonymous resident memory over a stretch of work (pack's
+// measurement and the smoke test's check of it).
+//
+// Anonymous memory (RssAnon in /proc/self/status) is what loading a model and running it
+// allocate: tensors, the interpreter's state, activations. File-backed pages (a memory-mapped
+// model file touched by concurrent hashing, shared libraries) are not anonymous, so work running
+// alongside does not pollute the figure unless it allocates.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <thread>
+
+namespace dlsys::package::internal {
+
+// RssAnon of this process in bytes; nullopt where /proc/self/status lacks it.
+std::optional<std::uint64_t> ReadAnonRssBytes();
+
+// Samples RssAnon on a background thread from construction until Stop() (or destruction).
+// Not thread-safe: one owner calls Stop().
+class MemorySampler {
+ public:
+  explicit MemorySampler(std::chrono::microseconds period = std::chrono::milliseconds(1));
+  MemorySampler(const MemorySampler&) = delete;
+  MemorySampler& operator=(const MemorySampler&) = delete;
+  ~MemorySampler();
+
+  // Stops sampling (taking one last sample) and returns the peak growth over the sample taken
+  // at construction, in bytes; nullopt if RssAnon cannot be read. Later calls return the same.
+  std::optional<std::uint64_t> Stop();
+
+ private:
+  void Sample();
+
+  std::chrono::microseconds period_;
+  std::optional<std::uint64_t> baseline_;
+  std::atomic<std::uint64_t> peak_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::optional<std::optional<std::uint64_t>> result_;
+};
+
+}  // namespace dlsys::package::internal

@@ -1,0 +1,57 @@
+// dlsys probe: describe this machine as a target profile for `dlsys verify --target`.
+#include <cstdio>
+
+#include "cli.h"
+#include "core/file.h"
+#include "hw/probe.h"
+
+namespace dlsys::cli {
+namespace probe_cmd {
+
+struct Options {
+  bool json = false;
+  bool yaml = false;
+  std::string out;
+  bool no_runtime = false;
+  bool force = false;
+};
+
+int Run(const Options& o) {
+  hw::ProbeOptions p;
+  p.include_runtime = !o.no_runtime;
+  auto profile = hw::ProbeLocal(p);
+  if (!profile) return ReportError(profile.error());
+  const std::string text = o.json ? hw::ProfileToJson(*profile) + "\n" : hw::ProfileToYaml(*profile);
+  if (!o.out.empty()) {
+    if (auto ok = core::WriteFileAtomic(o.out, text, o.force); !ok) return ReportError(ok.error());
+    std::fprintf(stderr, "wrote target profile %s%s\n", o.out.c_str(),
+                 profile->runtime ? "" : " (no runtime module: operators not listed)");
+    return kExitOk;
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitOk;
+}
+
+}  // namespace probe_cmd
+
+void RegisterProbe(CLI::App& app, RunFn& run) {
+  auto o = std::make_shared<probe_cmd::Options>();
+  auto* sub = app.add_subcommand("probe", "Describe this machine as a target profile (YAML)");
+  sub->add_flag("--json", o->json, "print JSON instead of YAML");
+  sub->add_flag("--yaml", o->yaml, "print YAML (the default)");
+  sub->add_option("-o,--out", o->out, "write the profile to FILE instead of stdout");
+  sub->add_flag("--force", o->force, "replace FILE if it exists");
+  sub->add_flag("--no-runtime", o->no_runtime,
+                "do not load the runtime module (faster; the profile then lists no operators)");
+  sub->footer(
+      "Reports OS, architecture, CPU model, cores and feature flags, total and available memory,\n"
+      "GPUs (through NVML when present), and the runtime's libtorch version, newest TorchScript\n"
+      "file format and operator set. Take a profile on a production box, commit it, and check\n"
+      "archives against it in CI anywhere. Profiles are plain YAML: write one by hand for an edge\n"
+      "device (docs/target-profile.md).\n\n"
+      "Examples:\n  dlsys probe -o prod-cpu.yaml\n"
+      "  dlsys verify model.dlsys --trust keys/ --target prod-cpu.yaml");
+  sub->callback([o, &run] { run = [o] { return probe_cmd::Run(*o); }; });
+}
+
+}  // namespace dlsys::cli
