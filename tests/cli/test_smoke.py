@@ -7,7 +7,8 @@ import textwrap
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import (EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, make_model, run, validate)
+from clitest import (EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, make_model, run, tar_members,
+                     validate, write_tar)
 
 SPEC = textwrap.dedent("""\
     name: smoky
@@ -56,11 +57,14 @@ class Smoke(TempDirTest):
         r, report, rows = self.smoke(self.pack("mlp"))
         self.assertEqual(r.returncode, EXIT_OK, r.stdout + r.stderr)
         self.assertTrue(report["ok"])
-        for subject in ["load", "example basic", "example zeros", "output schema", "latency",
-                        "memory"]:
+        for subject in ["load", "example basic", "example zeros", "output schema"]:
             self.assertIn(subject, rows, sorted(rows))
             self.assertEqual(rows[subject]["status"], "PASS", rows[subject])
-        self.assertIn("example 'basic': 1 output match golden", rows["example basic"]["message"])
+        # Timings and memory depend on the machine's load: they may WARN, never FAIL here.
+        for subject in ["latency", "memory"]:
+            self.assertIn(rows[subject]["status"], ["PASS", "WARN"], rows[subject])
+        self.assertIn("example 'basic': 1 output matches golden",
+                      rows["example basic"]["message"])
         self.assertIn("recorded at pack time", rows["latency"]["message"])
         self.assertIn("recorded at pack time", rows["memory"]["message"])
 
@@ -69,7 +73,7 @@ class Smoke(TempDirTest):
         r = run("verify", archive, "--allow-unsigned", "--smoke")
         self.assertEqual(r.returncode, EXIT_OK, r.stdout + r.stderr)
         self.assertIn("smoke", r.stdout)
-        self.assertIn("match golden", r.stdout)
+        self.assertIn("matches golden", r.stdout)
 
     def test_drift_within_tolerance_passes(self):
         r, report, rows = self.smoke(self.pack("random", "--scale", "1e-9"))
@@ -104,6 +108,21 @@ class Smoke(TempDirTest):
         self.assertEqual(r.returncode, EXIT_VERIFY_FAILED, r.stdout + r.stderr)
         self.assertEqual(rows["runtime"]["status"], "FAIL")
         self.assertIn("runtime module", rows["runtime"]["message"])
+
+    def test_memory_far_above_recorded_warns(self):
+        archive = self.pack("mlp")
+        members = tar_members(archive)
+        info, data = members[0]
+        self.assertEqual(info.name, "manifest.json")
+        manifest = json.loads(data)
+        manifest["requirements"]["measured"]["peak_memory_bytes"] = 1
+        members[0] = (info, json.dumps(manifest, sort_keys=True, separators=(",", ":"),
+                                       ensure_ascii=False).encode())
+        write_tar(self.path("edited.dlsys"), members)
+        r, report, rows = self.smoke(self.path("edited.dlsys"))
+        self.assertEqual(r.returncode, EXIT_OK, r.stdout + r.stderr)
+        self.assertEqual(rows["memory"]["status"], "WARN", rows["memory"])
+        self.assertIn("more than 1.5x the 1 B recorded at pack time", rows["memory"]["message"])
 
     def test_pack_records_measured_requirements(self):
         archive = self.pack("mlp", extra_spec="requirements: {latency_budget_ms: 50}\n")
