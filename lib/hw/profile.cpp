@@ -1,5 +1,7 @@
 #include "hw/profile.h"
 
+#include "manifest/internal/yaml_json.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -296,13 +298,7 @@ Result<TargetProfile> ParseProfile(std::string_view yaml, const std::string& dis
     return Fail(Code::kInvalid,
                 display + " is larger than " + std::to_string(kMaxProfileBytes) + " bytes");
   }
-  DLSYS_ASSIGN_OR_RETURN(std::string text, manifest::YamlToJson(yaml, display));
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::exception& e) {
-    return Fail(Code::kInvalid, display + ": cannot read converted YAML: " + e.what());
-  }
+  DLSYS_ASSIGN_OR_RETURN(Json root, manifest::internal::YamlToJsonValue(yaml, display));
   return FromJson(root, display);
 }
 

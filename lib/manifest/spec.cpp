@@ -1,7 +1,5 @@
 #include "manifest/spec.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <cstring>
 #include <map>
 #include <filesystem>
@@ -11,6 +9,7 @@
 #include "core/encoding.h"
 #include "core/file.h"
 #include "manifest/internal/json_read.h"
+#include "manifest/internal/yaml_json.h"
 
 namespace dlsys::manifest {
 namespace {
@@ -34,63 +33,6 @@ bool NestingTooDeep(std::string_view text) {
     }
   }
   return false;
-}
-
-// YAML 1.2 core schema for plain (unquoted) scalars; quoted scalars stay strings.
-Json Scalar(const YAML::Node& node) {
-  const std::string& s = node.Scalar();
-  if (node.Tag() != "?") return s;
-  static const std::regex kInt(R"(^[-+]?[0-9]+$)");
-  static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
-  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  if (s == "true" || s == "True" || s == "TRUE") return true;
-  if (s == "false" || s == "False" || s == "FALSE") return false;
-  if (std::regex_match(s, kInt)) {
-    try {
-      return s[0] == '-' ? Json(std::stoll(s)) : Json(std::stoull(s[0] == '+' ? s.substr(1) : s));
-    } catch (const std::out_of_range&) {
-      return s;
-    }
-  }
-  if (std::regex_match(s, kFloat)) return std::stod(s);
-  return s;
-}
-
-Result<Json> ToJson(const YAML::Node& node, const std::string& display, int depth) {
-  if (depth > kMaxDepth) {
-    return Fail(Code::kInvalid, display + ": nesting deeper than " + std::to_string(kMaxDepth));
-  }
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return Json(nullptr);
-    case YAML::NodeType::Scalar: return Scalar(node);
-    case YAML::NodeType::Sequence: {
-      Json arr = Json::array();
-      for (const auto& item : node) {
-        DLSYS_ASSIGN_OR_RETURN(Json v, ToJson(item, display, depth + 1));
-        arr.push_back(std::move(v));
-      }
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      Json obj = Json::object();
-      for (const auto& kv : node) {
-        if (!kv.first.IsScalar()) {
-          return Fail(Code::kInvalid, display + ": line " + std::to_string(kv.first.Mark().line + 1) +
-                                          ": map keys must be plain strings");
-        }
-        const std::string key = kv.first.Scalar();
-        if (obj.contains(key)) {
-          return Fail(Code::kInvalid, display + ": line " +
-                                          std::to_string(kv.first.Mark().line + 1) + ": key '" +
-                                          key + "' appears twice");
-        }
-        DLSYS_ASSIGN_OR_RETURN(obj[key], ToJson(kv.second, display, depth + 1));
-      }
-      return obj;
-    }
-  }
-  return Json(nullptr);
 }
 
 // Flattens nested lists of numbers, inferring the shape.
@@ -397,15 +339,7 @@ Result<Spec> ParseSpec(std::string_view yaml, const std::string& base_dir,
     return Fail(Code::kInvalid, display_name + ": nesting deeper than " +
                                     std::to_string(kMaxDepth) + " levels");
   }
-  YAML::Node node;
-  try {
-    node = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return Fail(Code::kInvalid, display_name + ": line " + std::to_string(e.mark.line + 1) +
-                                    ", column " + std::to_string(e.mark.column + 1) +
-                                    ": not valid YAML: " + e.msg);
-  }
-  DLSYS_ASSIGN_OR_RETURN(Json root, ToJson(node, display_name, 0));
+  DLSYS_ASSIGN_OR_RETURN(Json root, internal::YamlToJsonValue(yaml, display_name));
   return SpecParser(display_name, base_dir).Run(root);
 }
 
@@ -414,15 +348,7 @@ Result<std::string> YamlToJson(std::string_view yaml, const std::string& display
     return Fail(Code::kInvalid,
                 display + ": nesting deeper than " + std::to_string(kMaxDepth) + " levels");
   }
-  YAML::Node node;
-  try {
-    node = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return Fail(Code::kInvalid, display + ": line " + std::to_string(e.mark.line + 1) +
-                                    ", column " + std::to_string(e.mark.column + 1) +
-                                    ": not valid YAML: " + e.msg);
-  }
-  DLSYS_ASSIGN_OR_RETURN(Json root, ToJson(node, display, 0));
+  DLSYS_ASSIGN_OR_RETURN(Json root, internal::YamlToJsonValue(yaml, display));
   return root.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

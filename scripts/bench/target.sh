@@ -17,10 +17,12 @@ examples: [{name: one, inputs: {x: {data: [[1, 2, 3, 4]]}}}]
 SPEC
 "$DLSYS" pack small.pt --name small --version 1.0.0 --spec small.yaml -o target-small.dlsys --force >/dev/null
 "$DLSYS" probe -o here.yaml --force 2>/dev/null
+"$DLSYS" probe -o here.json --force 2>/dev/null
 hyperfine -N --warmup 3 --runs 30 --export-json target.json \
   "$DLSYS inspect target-small.dlsys" \
   "$DLSYS verify target-small.dlsys --allow-unsigned" \
   "$DLSYS verify target-small.dlsys --allow-unsigned --target here.yaml" \
+  "$DLSYS verify target-small.dlsys --allow-unsigned --target here.json" \
   "$DLSYS verify target-small.dlsys --allow-unsigned --target local" \
   "$DLSYS verify target-small.dlsys --allow-unsigned --smoke" >/dev/null 2>&1
 echo "### Target checks — $(date -u +%Y-%m-%d), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
