@@ -182,7 +182,7 @@ std::string RenderVerifyText(const package::VerifyReport& r) {
   std::size_t failed = 0, warned = 0;
   for (const auto& c : r.checks) {
     char buf[48];
-    std::snprintf(buf, sizeof buf, "  %s  %-10s ", package::StatusName(c.status), c.check.c_str());
+    std::snprintf(buf, sizeof buf, "  %s  %-15s ", package::StatusName(c.status), c.check.c_str());
     os << buf << c.message << "\n";
     failed += c.status == package::Status::kFail;
     warned += c.status == package::Status::kWarn;
