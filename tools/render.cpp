@@ -12,12 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Shape(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 std::string Scalar(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 // Flattens a free-form object to "a.b = value" lines.
@@ -55,7 +49,7 @@ void Tensors(std::ostringstream& os, const char* title, const std::vector<manife
   for (const auto& t : ts) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%-9s", t.dtype.c_str());
-    os << "  " << t.name << std::string(width - t.name.size() + 2, ' ') << buf << Shape(t.shape) << "\n";
+    os << "  " << t.name << std::string(width - t.name.size() + 2, ' ') << buf << manifest::ShapeText(t.shape) << "\n";
   }
 }
 
@@ -139,8 +133,8 @@ std::string RenderInspectText(const std::string& path, const package::InspectRes
     os << "\nexamples\n";
     for (const auto& e : m.examples) {
       std::string in, out;
-      for (const auto& t : e.inputs) in += (in.empty() ? "" : "; ") + t.tensor.name + " " + t.tensor.dtype + " " + Shape(t.tensor.shape);
-      for (const auto& t : e.outputs) out += (out.empty() ? "" : "; ") + t.tensor.name + " " + t.tensor.dtype + " " + Shape(t.tensor.shape);
+      for (const auto& t : e.inputs) in += (in.empty() ? "" : "; ") + t.tensor.name + " " + t.tensor.dtype + " " + manifest::ShapeText(t.tensor.shape);
+      for (const auto& t : e.outputs) out += (out.empty() ? "" : "; ") + t.tensor.name + " " + t.tensor.dtype + " " + manifest::ShapeText(t.tensor.shape);
       os << "  " << e.name << ": inputs " << in << " -> golden " << out << "\n";
     }
   }

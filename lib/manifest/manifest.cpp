@@ -361,6 +361,20 @@ const FileRecord* FindFile(const Manifest& manifest, std::string_view path) {
   return it != manifest.files.end() && it->path == path ? &*it : nullptr;
 }
 
+std::string ShapeText(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool ShapeFits(const std::vector<std::int64_t>& declared, const std::vector<std::int64_t>& actual) {
+  if (declared.size() != actual.size()) return false;
+  for (std::size_t i = 0; i < declared.size(); ++i) {
+    if (declared[i] != -1 && declared[i] != actual[i]) return false;
+  }
+  return true;
+}
+
 Result<void> CheckName(std::string_view name) {
   static const std::regex kName(R"(^[a-z0-9][a-z0-9._-]{0,127}$)");
   if (!std::regex_match(name.begin(), name.end(), kName)) {

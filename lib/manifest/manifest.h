@@ -51,14 +51,13 @@ struct FileRecord {
   std::vector<std::string> shards;  // per-shard digests, iff sharded
 };
 
-struct Manifest {
-  int format_version = kFormatVersion;
+// What a training pipeline says about its model: written in the spec, carried into the manifest.
+struct Metadata {
   std::string name;
   std::string version;  // SemVer 2.0.0
   std::string description;
   std::string owner;
   std::string license;
-  std::string created;  // RFC 3339 UTC, e.g. "2026-11-23T19:00:00Z"
   // Canonical JSON objects; "{}" when absent.
   std::string lineage_json = "{}";
   std::string hyperparameters_json = "{}";
@@ -66,10 +65,15 @@ struct Manifest {
   std::string metrics_json = "{}";
   std::string dependencies_json = "{}";
   std::string requirements_json = "{}";
-  std::string entry_file = "model.pt";
   std::string entry_method = "forward";
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
+};
+
+struct Manifest : Metadata {
+  int format_version = kFormatVersion;
+  std::string created;  // RFC 3339 UTC, e.g. "2026-11-23T19:00:00Z"
+  std::string entry_file = "model.pt";
   runtime::ModelSummary model;
   std::vector<Example> examples;
   std::vector<FileRecord> files;  // sorted by path; every payload entry of the archive
@@ -85,6 +89,11 @@ std::string Serialize(const Manifest& manifest);
 [[nodiscard]] Result<Manifest> Parse(std::string_view json);
 
 const FileRecord* FindFile(const Manifest& manifest, std::string_view path);
+
+// "[-1, 4]": a shape as people read it.
+std::string ShapeText(const std::vector<std::int64_t>& shape);
+// True if `actual` (concrete) fits `declared`, where -1 matches any size.
+bool ShapeFits(const std::vector<std::int64_t>& declared, const std::vector<std::int64_t>& actual);
 
 // Checks a name: 1-128 chars of [a-z0-9._-], starting with a letter or digit.
 [[nodiscard]] Result<void> CheckName(std::string_view name);

@@ -256,12 +256,6 @@ class SpecParser {
     return t;
   }
 
-  static std::string ShapeText(const std::vector<std::int64_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-  }
-
   Result<void> Examples(const Json& root, Spec& s) {
     DLSYS_ASSIGN_OR_RETURN(const Json* arr, r_.Get(root, "", "examples", false));
     if (arr == nullptr) return {};

@@ -30,21 +30,7 @@ struct SpecFile {
   std::string archive_path;  // path inside the archive, default "files/<basename>"
 };
 
-struct Spec {
-  std::string name;
-  std::string version;
-  std::string description;
-  std::string owner;
-  std::string license;
-  std::string lineage_json = "{}";
-  std::string hyperparameters_json = "{}";
-  std::string training_json = "{}";
-  std::string metrics_json = "{}";
-  std::string dependencies_json = "{}";
-  std::string requirements_json = "{}";
-  std::string entry_method = "forward";
-  std::vector<TensorSpec> inputs;
-  std::vector<TensorSpec> outputs;
+struct Spec : Metadata {
   std::vector<SpecExample> examples;
   std::vector<SpecFile> files;
   std::string compression;  // "" = not set

@@ -34,20 +34,6 @@ std::string Rfc3339(std::int64_t epoch) {
   return buf;
 }
 
-std::string ShapeText(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-bool ShapeFits(const std::vector<std::int64_t>& declared, const std::vector<std::int64_t>& actual) {
-  if (declared.size() != actual.size()) return false;
-  for (std::size_t i = 0; i < declared.size(); ++i) {
-    if (declared[i] != -1 && declared[i] != actual[i]) return false;
-  }
-  return true;
-}
-
 // A payload entry: bytes either mapped from disk or owned (heap-stable across moves).
 struct Payload {
   std::string path;
@@ -179,11 +165,11 @@ Result<void> CheckExampleInputs(const manifest::Spec& spec) {
         return Fail(Code::kInvalid, "example '" + example.name + "' has input '" +
                                         t.tensor.name + "', which is not among the declared inputs");
       }
-      if (it->dtype != t.tensor.dtype || !ShapeFits(it->shape, t.tensor.shape)) {
+      if (it->dtype != t.tensor.dtype || !manifest::ShapeFits(it->shape, t.tensor.shape)) {
         return Fail(Code::kInvalid, "example '" + example.name + "' input '" + t.tensor.name +
-                                        "' is " + t.tensor.dtype + " " + ShapeText(t.tensor.shape) +
+                                        "' is " + t.tensor.dtype + " " + manifest::ShapeText(t.tensor.shape) +
                                         ", but the declared input is " + it->dtype + " " +
-                                        ShapeText(it->shape));
+                                        manifest::ShapeText(it->shape));
       }
     }
   }
@@ -270,21 +256,9 @@ Result<PackResult> Pack(const PackOptions& o) {
   check.model.reset();
 
   manifest::Manifest m;
-  m.name = spec.name;
-  m.version = spec.version;
-  m.description = spec.description;
-  m.owner = spec.owner;
-  m.license = spec.license;
+  static_cast<manifest::Metadata&>(m) = spec;
+  m.requirements_json = hw::RequirementsToJson(requirements);  // normalised, with measurements
   m.created = Rfc3339(o.created_epoch);
-  m.lineage_json = spec.lineage_json;
-  m.hyperparameters_json = spec.hyperparameters_json;
-  m.training_json = spec.training_json;
-  m.metrics_json = spec.metrics_json;
-  m.dependencies_json = spec.dependencies_json;
-  m.requirements_json = hw::RequirementsToJson(requirements);
-  m.entry_method = spec.entry_method;
-  m.inputs = spec.inputs;
-  m.outputs = spec.outputs;
   m.model = check.summary;
   m.tool_version = o.tool_version;
 
@@ -313,11 +287,11 @@ Result<PackResult> Pack(const PackOptions& o) {
       manifest::TensorSpec ts{t.name, runtime::DTypeName(t.dtype), t.shape};
       if (!spec.outputs.empty()) {
         const auto& d = spec.outputs[k];
-        if (d.dtype != ts.dtype || !ShapeFits(d.shape, ts.shape)) {
+        if (d.dtype != ts.dtype || !manifest::ShapeFits(d.shape, ts.shape)) {
           return Fail(Code::kInvalid, "example '" + se.name + "': output " + std::to_string(k) +
                                           " ('" + d.name + "') is " + ts.dtype + " " +
-                                          ShapeText(ts.shape) + ", but dlsys.yaml declares " +
-                                          d.dtype + " " + ShapeText(d.shape));
+                                          manifest::ShapeText(ts.shape) + ", but dlsys.yaml declares " +
+                                          d.dtype + " " + manifest::ShapeText(d.shape));
         }
         ts.name = d.name;
       }

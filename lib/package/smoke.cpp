@@ -46,20 +46,6 @@ std::string Num(double v, int digits = 3) {
 
 std::string Ms(double ms) { return Num(ms) + " ms"; }
 
-std::string ShapeText(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-bool ShapeFits(const std::vector<std::int64_t>& declared, const std::vector<std::int64_t>& actual) {
-  if (declared.size() != actual.size()) return false;
-  for (std::size_t i = 0; i < declared.size(); ++i) {
-    if (declared[i] != -1 && declared[i] != actual[i]) return false;
-  }
-  return true;
-}
-
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -111,7 +97,7 @@ Result<runtime::Tensor> ToTensor(const manifest::ExampleTensor& t, std::string d
       static_cast<std::uint64_t>(elements) * runtime::DTypeSize(dtype) != data.size()) {
     return Fail(Code::kInvalid, "'" + t.path + "' holds " + std::to_string(data.size()) +
                                     " bytes, which is not a " + t.tensor.dtype + " " +
-                                    ShapeText(t.tensor.shape) + " tensor");
+                                    manifest::ShapeText(t.tensor.shape) + " tensor");
   }
   runtime::Tensor out;
   out.name = t.tensor.name;
@@ -212,7 +198,7 @@ Comparison Compare(const runtime::Tensor& got, const runtime::Tensor& golden,
   }
   if (got.shape != golden.shape) {
     c.mismatch =
-        what + "has shape " + ShapeText(got.shape) + ", golden has " + ShapeText(golden.shape);
+        what + "has shape " + manifest::ShapeText(got.shape) + ", golden has " + manifest::ShapeText(golden.shape);
     return c;
   }
   const std::size_t n =
@@ -300,17 +286,17 @@ Check CheckSchema(const manifest::Manifest& m,
     for (std::size_t k = 0; k < outputs.size(); ++k) {
       const manifest::TensorSpec& d = m.outputs[k];
       const runtime::Tensor& t = outputs[k];
-      if (d.dtype != runtime::DTypeName(t.dtype) || !ShapeFits(d.shape, t.shape)) {
+      if (d.dtype != runtime::DTypeName(t.dtype) || !manifest::ShapeFits(d.shape, t.shape)) {
         return Row(subject, Status::kFail,
                    prefix + "output " + std::to_string(k) + " ('" + d.name + "') is " +
-                       runtime::DTypeName(t.dtype) + " " + ShapeText(t.shape) +
-                       ", the manifest declares " + d.dtype + " " + ShapeText(d.shape));
+                       runtime::DTypeName(t.dtype) + " " + manifest::ShapeText(t.shape) +
+                       ", the manifest declares " + d.dtype + " " + manifest::ShapeText(d.shape));
       }
     }
   }
   std::string declared;
   for (const auto& d : m.outputs) {
-    declared += (declared.empty() ? "" : ", ") + d.name + " " + d.dtype + " " + ShapeText(d.shape);
+    declared += (declared.empty() ? "" : ", ") + d.name + " " + d.dtype + " " + manifest::ShapeText(d.shape);
   }
   return Row(subject, Status::kPass,
              "outputs of " + std::to_string(runs.size()) + " example" +

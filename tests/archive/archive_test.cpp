@@ -23,6 +23,10 @@
 namespace dlsys::archive {
 namespace {
 
+using dlsys::testing::RandomBytes;
+using dlsys::testing::Slurp;
+using dlsys::testing::Spit;
+
 using dlsys::testing::TempDir;
 
 #define EXPECT_HAS(haystack, needle)                               \
@@ -33,25 +37,6 @@ constexpr std::int64_t kMtime = 1700000000;
 
 std::span<const std::byte> Bytes(const std::string& s) {
   return std::as_bytes(std::span(s.data(), s.size()));
-}
-
-std::string RandomBytes(std::size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(gen());
-  return s;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
 struct File {

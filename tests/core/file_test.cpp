@@ -15,20 +15,12 @@
 namespace dlsys::core {
 namespace {
 
+using dlsys::testing::RandomBytes;
+using dlsys::testing::Slurp;
+using dlsys::testing::Spit;
+
 namespace fs = std::filesystem;
 using dlsys::testing::TempDir;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
 
 std::set<std::string> ListDir(const fs::path& dir) {
   std::set<std::string> names;

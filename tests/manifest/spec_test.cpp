@@ -12,16 +12,15 @@
 namespace dlsys::manifest {
 namespace {
 
+using dlsys::testing::RandomBytes;
+using dlsys::testing::Slurp;
+using dlsys::testing::Spit;
+
 using dlsys::testing::TempDir;
 
 #define EXPECT_HAS(haystack, needle)                               \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
       << "'" << (haystack) << "' lacks '" << (needle) << "'"
-
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
 
 template <typename T>
 std::string LittleEndian(const std::vector<T>& values) {

@@ -31,6 +31,10 @@ void PrintTo(Status s, std::ostream* os) { *os << StatusName(s); }
 namespace dlsys::package {
 namespace {
 
+using dlsys::testing::RandomBytes;
+using dlsys::testing::Slurp;
+using dlsys::testing::Spit;
+
 using archive::Compression;
 using dlsys::testing::TempDir;
 
@@ -40,25 +44,6 @@ using dlsys::testing::TempDir;
 
 constexpr std::uint64_t kShard = 1024;  // small shards so a 3000-byte file has 3
 constexpr std::int64_t kMtime = 1700000000;
-
-std::string RandomBytes(std::size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(gen());
-  return s;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
 
 struct Entry {
   std::string path;
