@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # From a fresh Debian machine to a signed, verified model archive:
 # installs dependencies, builds dlsys, exports an example model, then
-# keygen -> pack -> inspect -> verify (and shows a tampered archive failing).
+# keygen -> pack -> inspect -> verify -> probe -> verify --target --smoke
+# (and shows a tampered archive failing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -16,6 +17,10 @@ step "$DLSYS" pack best_model_final_v7.pt --spec dlsys.yaml --key release.key -o
 step "$DLSYS" inspect iris-mlp-1.0.0.dlsys
 step "$DLSYS" verify iris-mlp-1.0.0.dlsys --trust release.key.pub
 step tar -tvf iris-mlp-1.0.0.dlsys
+
+echo; echo "# will it run here? describe this machine, check the model against it, smoke-test it"
+step "$DLSYS" probe -o this-machine.json
+step "$DLSYS" verify iris-mlp-1.0.0.dlsys --trust release.key.pub --target this-machine.json --smoke
 
 echo; echo "# flip one byte of the model inside the archive: verify must fail (exit 5)"
 cp iris-mlp-1.0.0.dlsys tampered.dlsys

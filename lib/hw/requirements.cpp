@@ -160,6 +160,7 @@ std::string BytesLike(std::uint64_t bytes, std::uint64_t reference) {
   for (double r = static_cast<double>(reference); r >= 1024 && unit < 4; r /= 1024) ++unit;
   if (unit == 0) return HumanBytes(bytes);
   double v = static_cast<double>(bytes) / std::pow(1024.0, unit);
+  if (v < 0.01) return HumanBytes(bytes);  // too small to show in the total's unit
   char buf[32];
   std::snprintf(buf, sizeof buf, v < 10 ? "%.2f %s" : "%.1f %s", v, kUnits[unit]);
   return buf;

@@ -55,7 +55,7 @@ class Foundation(TempDirTest):
                    self.path("k.key"), "-o", self.path(out), *extra, env=env)
 
     def test_help_on_every_subcommand_teaches_with_an_example(self):
-        for sub in ["keygen", "pack", "inspect", "verify"]:
+        for sub in ["keygen", "pack", "inspect", "verify", "probe"]:
             r = run(sub, "--help")
             self.assertEqual(r.returncode, EXIT_OK, sub)
             self.assertIn("Example", r.stdout, sub)
