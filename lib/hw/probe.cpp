@@ -15,6 +15,8 @@
 #include "runtime/runtime.h"
 
 namespace dlsys::hw {
+
+constexpr std::size_t kMaxCpuInfoBytes = 16u << 20;
 namespace internal {
 namespace {
 
@@ -208,6 +210,11 @@ std::optional<RuntimeInfo> ProbeRuntime() {
 
 }  // namespace
 
+std::string LocalCpuModel() {
+  auto text = core::ReadFile("/proc/cpuinfo", kMaxCpuInfoBytes);
+  return text ? internal::ParseCpuInfo(*text).model : std::string();
+}
+
 Result<TargetProfile> ProbeLocal(const ProbeOptions& options) {
   TargetProfile p;
   struct utsname u {};
@@ -220,7 +227,7 @@ Result<TargetProfile> ProbeLocal(const ProbeOptions& options) {
   if (gethostname(host.data(), host.size() - 1) == 0) p.name = host.data();
 
   // /proc may be missing (a minimal container); the profile then just omits those facts.
-  if (auto text = core::ReadFile("/proc/cpuinfo", 16u << 20)) {
+  if (auto text = core::ReadFile("/proc/cpuinfo", kMaxCpuInfoBytes)) {
     internal::CpuInfo cpu = internal::ParseCpuInfo(*text);
     p.cpu_model = cpu.model;
     if (cpu.processors > 0) p.cores = cpu.processors;

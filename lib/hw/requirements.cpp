@@ -173,9 +173,16 @@ std::uint64_t Sum(const std::map<std::string, std::int64_t>& by_dtype) {
   return total;
 }
 
+}  // namespace
+
+std::uint64_t WeightBytes(const runtime::ModelSummary& summary) {
+  return Sum(summary.parameters.bytes_by_dtype) + Sum(summary.buffers.bytes_by_dtype);
+}
+
+namespace {
+
 Check CheckMemory(const manifest::Manifest& m, const Requirements& req, const TargetProfile& t) {
-  std::uint64_t weights =
-      Sum(m.model.parameters.bytes_by_dtype) + Sum(m.model.buffers.bytes_by_dtype);
+  std::uint64_t weights = WeightBytes(m.model);
   if (weights == 0 && req.measured) weights = req.measured->weights_bytes;
   std::uint64_t peak = req.measured ? req.measured->peak_memory_bytes : 0;
   std::uint64_t declared = req.min_memory_bytes.value_or(0);

@@ -41,6 +41,9 @@ struct Requirements {
   bool operator==(const Requirements&) const = default;
 };
 
+// Parameter + buffer bytes of a model, all dtypes.
+std::uint64_t WeightBytes(const runtime::ModelSummary& summary);
+
 // Parses the spec's or manifest's requirements object (JSON text). Spec form accepts sizes with
 // units (`min_memory: 2 GiB`) or in bytes (`min_memory_bytes: 2147483648`). kInvalid naming the
 // field ("requirements.device: expected cpu or cuda, found 'tpu'").

@@ -3,7 +3,6 @@
 #include <cstring>
 #include <map>
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include "core/encoding.h"
@@ -19,21 +18,7 @@ using internal::Join;
 using internal::Json;
 
 constexpr std::size_t kMaxSpecBytes = 16u << 20;
-constexpr int kMaxDepth = 64;
 constexpr std::size_t kMaxExampleBytes = 256u << 20;
-
-// yaml-cpp recurses per nesting level; refuse absurd nesting before it can exhaust the stack.
-bool NestingTooDeep(std::string_view text) {
-  int depth = 0;
-  for (char c : text) {
-    if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
 
 // Flattens nested lists of numbers, inferring the shape.
 Result<void> Flatten(const Json& data, std::size_t depth, std::vector<std::int64_t>& shape,
@@ -329,21 +314,8 @@ Result<Spec> ParseSpec(std::string_view yaml, const std::string& base_dir,
     return Fail(Code::kInvalid, display_name + " is larger than " +
                                     std::to_string(kMaxSpecBytes) + " bytes");
   }
-  if (NestingTooDeep(yaml)) {
-    return Fail(Code::kInvalid, display_name + ": nesting deeper than " +
-                                    std::to_string(kMaxDepth) + " levels");
-  }
   DLSYS_ASSIGN_OR_RETURN(Json root, internal::YamlToJsonValue(yaml, display_name));
   return SpecParser(display_name, base_dir).Run(root);
-}
-
-Result<std::string> YamlToJson(std::string_view yaml, const std::string& display) {
-  if (NestingTooDeep(yaml)) {
-    return Fail(Code::kInvalid,
-                display + ": nesting deeper than " + std::to_string(kMaxDepth) + " levels");
-  }
-  DLSYS_ASSIGN_OR_RETURN(Json root, internal::YamlToJsonValue(yaml, display));
-  return root.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 Result<Spec> LoadSpec(const std::string& path) {

@@ -37,17 +37,12 @@ struct Spec : Metadata {
 };
 
 // Parses spec YAML text; `base_dir` resolves relative file paths. kInvalid with
-// "dlsys.yaml: line 12: field 'inputs[0].dtype': ..." for malformed or invalid content;
+// "dlsys.yaml field 'inputs[0].dtype': ..." for invalid content (YAML syntax errors also give
+// "line L, column C");
 // kNotFound if a referenced file does not exist.
 [[nodiscard]] Result<Spec> ParseSpec(std::string_view yaml, const std::string& base_dir,
                                      const std::string& display_name = "dlsys.yaml");
 [[nodiscard]] Result<Spec> LoadSpec(const std::string& path);
-
-// Converts YAML 1.2 text (core schema; JSON is valid YAML) to compact JSON text, for other
-// documents written by hand in YAML (target profiles). Quoted scalars stay strings; duplicate
-// keys and non-scalar keys are errors. kInvalid with "<display>: line N, column M: ..." for
-// text that is not YAML or is nested absurdly deep.
-[[nodiscard]] Result<std::string> YamlToJson(std::string_view yaml, const std::string& display);
 
 // Maps a name to the archive path it gets when added with --file: "files/<basename>".
 std::string DefaultArchivePath(const std::string& source);

@@ -15,6 +15,20 @@ namespace {
 using Json = nlohmann::json;
 constexpr std::size_t kMaxDepth = 64;
 
+// yaml-cpp's parser recurses per nesting level before any event reaches us: refuse absurd
+// nesting up front, before it can exhaust the stack.
+bool NestingTooDeep(std::string_view text) {
+  std::size_t depth = 0;
+  for (char c : text) {
+    if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -175,6 +189,10 @@ class Builder : public YAML::EventHandler {
 }  // namespace
 
 Result<nlohmann::json> YamlToJsonValue(std::string_view yaml, const std::string& display) {
+  if (NestingTooDeep(yaml)) {
+    return Fail(Code::kInvalid,
+                display + ": nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   // JSON is YAML: parse JSON documents with the JSON parser, an order of magnitude faster than
   // yaml-cpp's scanner on long lists such as a probed profile's operator set.
   const auto first = yaml.find_first_not_of(" \t\r\n");

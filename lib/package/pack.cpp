@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -13,8 +12,9 @@
 #include "archive/archive.h"
 #include "core/encoding.h"
 #include "core/file.h"
+#include "hw/probe.h"
 #include "hw/requirements.h"
-#include "package/internal/memory_sampler.h"
+#include "package/internal/measure.h"
 #include "package/package.h"
 #include "runtime/runtime.h"
 #include "signing/digest.h"
@@ -109,47 +109,21 @@ Result<LoadCheck> RunLoadCheck(std::span<const std::byte> model_bytes, const man
   return check;
 }
 
-// "model name" of the first processor in /proc/cpuinfo; empty where there is none.
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) != 0) continue;
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    auto begin = line.find_first_not_of(" \t", colon + 1);
-    return begin == std::string::npos ? "" : line.substr(begin);
-  }
-  return "";
-}
-
-std::uint64_t TotalBytes(const runtime::TensorGroupStats& stats) {
-  std::uint64_t total = 0;
-  for (const auto& [dtype, bytes] : stats.bytes_by_dtype) total += static_cast<std::uint64_t>(bytes);
-  return total;
-}
-
 // What this machine measured: weights, peak memory, and the median forward latency of the
 // first example over kLatencyRuns runs (its golden run in RunLoadCheck was the warm-up).
 Result<hw::Measured> Measure(const LoadCheck& check, const manifest::Spec& spec) {
   hw::Measured measured;
   measured.peak_memory_bytes = check.peak_memory_bytes.value_or(0);
-  measured.weights_bytes = TotalBytes(check.summary.parameters) + TotalBytes(check.summary.buffers);
-  measured.machine = CpuModel();
+  measured.weights_bytes = hw::WeightBytes(check.summary);
+  measured.machine = hw::LocalCpuModel();
   if (spec.examples.empty()) return measured;
   const std::vector<runtime::Tensor> inputs = ExampleInputs(spec.examples[0]);
-  std::vector<double> runs_ms;
-  for (int i = 0; i < kLatencyRuns; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    auto outputs = check.model->Run(spec.entry_method, inputs);
-    auto stop = std::chrono::steady_clock::now();
-    if (!outputs) {
-      return tl::unexpected(std::move(outputs.error())
-                                .Wrap("example '" + spec.examples[0].name + "' (latency run)"));
-    }
-    runs_ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+  auto median_ms = internal::MedianLatencyMs(*check.model, spec.entry_method, inputs, kLatencyRuns);
+  if (!median_ms) {
+    return tl::unexpected(std::move(median_ms.error())
+                              .Wrap("example '" + spec.examples[0].name + "' (latency run)"));
   }
-  std::sort(runs_ms.begin(), runs_ms.end());
-  measured.forward_latency_ms = runs_ms[runs_ms.size() / 2];
+  measured.forward_latency_ms = *median_ms;
   measured.forward_runs = kLatencyRuns;
   measured.example = spec.examples[0].name;
   return measured;

@@ -17,7 +17,7 @@
 
 #include "archive/archive.h"
 #include "core/encoding.h"
-#include "package/internal/memory_sampler.h"
+#include "package/internal/measure.h"
 #include "package/package.h"
 #include "runtime/runtime.h"
 
@@ -45,12 +45,6 @@ std::string Num(double v, int digits = 3) {
 }
 
 std::string Ms(double ms) { return Num(ms) + " ms"; }
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 // --- reading the archive ------------------------------------------------------------------------
 
@@ -463,21 +457,13 @@ std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manife
 
   if (!examples.empty() && !runs.empty() && runs.front().first == examples[0].example->name) {
     const int n = std::max(1, options.latency_runs);
-    std::vector<double> runs_ms;
-    std::optional<Error> failed;
-    for (int i = 0; i < n && !failed; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      auto outputs = (*model)->Run(m.entry_method, examples[0].inputs);
-      const auto stop = std::chrono::steady_clock::now();
-      if (!outputs) failed = std::move(outputs.error());
-      runs_ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
-    }
-    if (failed) {
-      rows.push_back(Row(
-          "latency", Status::kFail,
-          "a timed run of example '" + examples[0].example->name + "' failed: " + failed->message));
+    auto median_ms = internal::MedianLatencyMs(**model, m.entry_method, examples[0].inputs, n);
+    if (!median_ms) {
+      rows.push_back(Row("latency", Status::kFail,
+                         "a timed run of example '" + examples[0].example->name +
+                             "' failed: " + median_ms.error().message));
     } else {
-      rows.push_back(CheckLatency(Median(runs_ms), n, examples[0].example->name, req));
+      rows.push_back(CheckLatency(*median_ms, n, examples[0].example->name, req));
     }
   } else if (req.latency_budget_ms) {
     rows.push_back(Row("latency", Status::kWarn,

@@ -134,6 +134,17 @@ struct BadProfile {
   const char* field;  // must appear in the message
 };
 
+// yaml-cpp's parser recurses per level: absurd nesting is refused before it can overflow the stack.
+TEST(ProfileTest, AbsurdNestingIsRefusedNotCrashed) {
+  for (const std::string& text : {"memory: " + std::string(100000, '['),
+                                  "{\"gpus\": " + std::string(100000, '[')}) {
+    auto p = ParseProfile(text, "deep.yaml");
+    ASSERT_FALSE(p.has_value());
+    EXPECT_EQ(p.error().code, Code::kInvalid);
+    EXPECT_NE(p.error().message.find("nesting deeper than"), std::string::npos) << p.error().message;
+  }
+}
+
 TEST(ProfileTest, MalformedProfilesNameTheField) {
   const std::vector<BadProfile> cases = {
       {"name: x\nmemroy: {total: 1 GiB}\n", "'memroy' is not a known field"},

@@ -1,4 +1,4 @@
-#include "package/internal/memory_sampler.h"
+#include "package/internal/measure.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -64,6 +64,21 @@ std::optional<std::uint64_t> MemorySampler::Stop() {
     result_.emplace(peak_.load(std::memory_order_relaxed) - *baseline_);
   }
   return *result_;
+}
+
+Result<double> MedianLatencyMs(const runtime::Model& model, std::string_view method,
+                               const std::vector<runtime::Tensor>& inputs, int runs) {
+  std::vector<double> ms;
+  for (int i = 0; i < std::max(1, runs); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto outputs = model.Run(method, inputs);
+    const auto stop = std::chrono::steady_clock::now();
+    if (!outputs) return tl::unexpected(std::move(outputs.error()));
+    ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const std::size_t n = ms.size();
+  return n % 2 == 1 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
 }
 
 }  // namespace dlsys::package::internal

@@ -1,5 +1,5 @@
-// Peak growth of this process's anonymous resident memory over a stretch of work (pack's
-// measurement and the smoke test's check of it).
+// What pack measures and the smoke test measures again: peak growth of this process's anonymous
+// resident memory over a stretch of work, and the median latency of repeated forward passes.
 //
 // Anonymous memory (RssAnon in /proc/self/status) is what loading a model and running it
 // allocate: tensors, the interpreter's state, activations. File-backed pages (a memory-mapped
@@ -11,7 +11,12 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "runtime/runtime.h"
 
 namespace dlsys::package::internal {
 
@@ -41,5 +46,10 @@ class MemorySampler {
   std::thread thread_;
   std::optional<std::optional<std::uint64_t>> result_;
 };
+
+// Runs `method` on `inputs` `runs` times (at least once) and returns the median wall time in
+// milliseconds; the first failing run's error otherwise. The caller does any warm-up.
+[[nodiscard]] Result<double> MedianLatencyMs(const runtime::Model& model, std::string_view method,
+                                             const std::vector<runtime::Tensor>& inputs, int runs);
 
 }  // namespace dlsys::package::internal
