@@ -10,7 +10,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libexpected-dev libsimdjson-dev
   libboost-dev libzstd-dev zstd libcurl4-openssl-dev
   python3-jsonschema python3-yaml
-  tar gzip curl bc hyperfine wrk
+  zlib1g-dev libarchive-tools clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  tar gzip curl bc hyperfine wrk time
 )
 
 missing=()

@@ -22,3 +22,8 @@ if [ "${DLSYS_SKIP_SANITIZERS:-0}" != "1" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan -j"$JOBS" --output-on-failure --timeout 900 -LE cli
 fi
+
+if [ "${DLSYS_SKIP_FUZZ:-0}" != "1" ]; then
+  echo "== fuzz (libFuzzer, each target briefly) =="
+  bash scripts/fuzz.sh all "${DLSYS_FUZZ_SECONDS:-20}"
+fi

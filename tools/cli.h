@@ -28,16 +28,26 @@ enum ExitCode : int {
   kExitVerifyFailed = 5,
   kExitUnavailable = 6,
   kExitAlert = 7,
-  kExitInterrupted = 130,
+  kExitInterrupted = 130,  // SIGINT; other signals give 128 + signal number
 };
 
 int ExitCodeFor(Code code);
-// Prints "dlsys: error: <message>" and indented detail lines to stderr; returns the exit code.
-int ReportError(const Error& error);
-// Writes text to a file atomically (for --junit, -o); reports errors itself, returns exit code.
-int WriteOutputFile(const std::string& path, const std::string& text);
+// Prints "dlsys: error: <message>" and indented detail lines to stderr, every string made
+// terminal-safe; with json, also prints RenderErrorJson on stdout so --json output stays
+// parseable on failure. Returns the exit code.
+int ReportError(const Error& error, bool json = false);
+// True if argv asks for JSON output ("--json" before any "--"), for failures found before or
+// while the command line is parsed.
+bool WantsJson(int argc, const char* const* argv);
 // True if stderr is a terminal (progress is shown only then).
 bool StderrIsTerminal();
+
+// CLI11 validators for option values, so a bad value is a usage error (exit 2) naming the
+// flag and what to give instead.
+// Refuses an explicitly empty value: `hint` says what to give, e.g. "a profile file or 'local'".
+CLI::Validator NonEmpty(std::string hint);
+// A whole number in [lo, hi]; `hint` explains the range, e.g. "0 means all cores".
+CLI::Validator WholeNumberIn(unsigned lo, unsigned hi, std::string hint = "");
 
 // A progress line on stderr, redrawn at most every 100 ms, shown only on a terminal and only
 // once work has gone on for 300 ms. Thread-safe.

@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "cli.h"
 #include "core/encoding.h"
-#include "core/file.h"
+#include "core/text.h"
+#include "render.h"
 
 namespace dlsys::cli {
 
@@ -24,19 +26,61 @@ int ExitCodeFor(Code code) {
   return kExitInternal;
 }
 
-int ReportError(const Error& error) {
-  std::fprintf(stderr, "dlsys: error: %s\n", error.message.c_str());
-  for (const auto& line : error.details) std::fprintf(stderr, "  %s\n", line.c_str());
-  return ExitCodeFor(error.code);
+int ReportError(const Error& error, bool json) {
+  const int code = ExitCodeFor(error.code);
+  std::fprintf(stderr, "dlsys: error: %s\n", core::TerminalSafe(error.message).c_str());
+  for (const auto& line : error.details) {
+    std::fprintf(stderr, "  %s\n", core::TerminalSafe(line).c_str());
+  }
+  if (json) {
+    const std::string out = RenderErrorJson(error, code);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  return code;
 }
 
-int WriteOutputFile(const std::string& path, const std::string& text) {
-  auto ok = core::WriteFileAtomic(path, text, /*overwrite=*/true);
-  if (!ok) return ReportError(ok.error());
-  return kExitOk;
+bool WantsJson(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) return false;
+    if (std::strcmp(argv[i], "--json") == 0 || std::strncmp(argv[i], "--json=", 7) == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
+
+CLI::Validator NonEmpty(std::string hint) {
+  return CLI::Validator(
+      [hint](std::string& value) -> std::string {
+        if (!value.empty()) return {};
+        return "empty value: give " + hint;
+      },
+      "", "NonEmpty");
+}
+
+CLI::Validator WholeNumberIn(unsigned lo, unsigned hi, std::string hint) {
+  return CLI::Validator(
+      [lo, hi, hint](std::string& value) -> std::string {
+        std::uint64_t n = 0;
+        bool ok = !value.empty();
+        for (char c : value) {
+          if (c < '0' || c > '9') {
+            ok = false;
+            break;
+          }
+          if (n <= hi) n = n * 10 + static_cast<unsigned>(c - '0');  // stops before overflow
+        }
+        if (ok && n >= lo && n <= hi) return {};
+        std::string msg = "'" + core::TerminalSafe(core::Truncate(value, 40)) +
+                          "' is not valid: give a whole number from " + std::to_string(lo) +
+                          " to " + std::to_string(hi);
+        if (!hint.empty()) msg += " (" + hint + ")";
+        return msg;
+      },
+      "", "WholeNumberIn");
+}
 
 struct ProgressLine::Impl {
   using Clock = std::chrono::steady_clock;
@@ -49,7 +93,8 @@ struct ProgressLine::Impl {
 };
 
 ProgressLine::ProgressLine(std::string label) : impl_(std::make_unique<Impl>()) {
-  impl_->label = std::move(label);
+  // The label names a file the user chose; it is redrawn with \r, so it must not hold controls.
+  impl_->label = core::TerminalSafe(core::Truncate(label, 120));
 }
 
 ProgressLine::~ProgressLine() {

@@ -15,7 +15,7 @@ struct Options {
 
 int Run(const Options& o) {
   auto r = package::Inspect(o.archive);
-  if (!r) return ReportError(r.error());
+  if (!r) return ReportError(r.error(), o.json);
   const std::string out = o.json ? RenderInspectJson(o.archive, *r) : RenderInspectText(o.archive, *r);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
@@ -27,10 +27,13 @@ void RegisterInspect(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<inspect_cmd::Options>();
   auto* sub = app.add_subcommand("inspect", "Show an archive's manifest, files and signer instantly");
   sub->add_option("archive", o->archive, "the .dlsys archive")->required();
-  sub->add_flag("--json", o->json, "print JSON (schemas/inspect.schema.json)");
+  sub->add_flag("--json", o->json,
+                "print JSON (schemas/inspect.schema.json), also on failure (schemas/error.schema.json)");
   sub->footer(
       "Reads only the head of the archive (manifest and signature), so it takes the same time\n"
-      "for a 1 KB model and a 10 GB one. It does not check digests or trust: use 'dlsys verify'.\n\n"
+      "for a 1 KB model and a 10 GB one. It does not check digests or trust: use 'dlsys verify'.\n"
+      "Text output escapes control characters and shows at most 50 rows per free-form section\n"
+      "and 120 characters per value; --json lists everything.\n\n"
       "Examples:\n  dlsys inspect mlp-1.0.0.dlsys\n"
       "  dlsys inspect mlp-1.0.0.dlsys --json | jq .manifest.metrics");
   sub->callback([o, &run] { run = [o] { return inspect_cmd::Run(*o); }; });

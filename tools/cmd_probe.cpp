@@ -3,7 +3,9 @@
 
 #include "cli.h"
 #include "core/file.h"
+#include "core/text.h"
 #include "hw/probe.h"
+#include "render.h"
 
 namespace dlsys::cli {
 namespace probe_cmd {
@@ -20,14 +22,16 @@ int Run(const Options& o) {
   hw::ProbeOptions p;
   p.include_runtime = !o.no_runtime;
   auto profile = hw::ProbeLocal(p);
-  if (!profile) return ReportError(profile.error());
+  if (!profile) return ReportError(profile.error(), o.json);
   // JSON when asked for, or when the output file is named *.json (it loads faster: 2000
   // operator names parse in ~1 ms as JSON, ~10 ms as YAML).
   const bool json = o.json || (!o.yaml && o.out.size() > 5 && o.out.ends_with(".json"));
-  const std::string text = json ? hw::ProfileToJson(*profile) + "\n" : hw::ProfileToYaml(*profile);
+  const std::string text = json ? RenderProfileJson(*profile) : hw::ProfileToYaml(*profile);
   if (!o.out.empty()) {
-    if (auto ok = core::WriteFileAtomic(o.out, text, o.force); !ok) return ReportError(ok.error());
-    std::fprintf(stderr, "wrote target profile %s%s\n", o.out.c_str(),
+    if (auto ok = core::WriteFileAtomic(o.out, text, o.force); !ok) {
+      return ReportError(ok.error(), o.json);
+    }
+    std::fprintf(stderr, "wrote target profile %s%s\n", core::TerminalSafe(o.out).c_str(),
                  profile->runtime ? "" : " (no runtime module: operators not listed)");
     return kExitOk;
   }
@@ -40,9 +44,12 @@ int Run(const Options& o) {
 void RegisterProbe(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<probe_cmd::Options>();
   auto* sub = app.add_subcommand("probe", "Describe this machine as a target profile (YAML)");
-  sub->add_flag("--json", o->json, "print JSON instead of YAML (also chosen by -o FILE.json)");
+  sub->add_flag("--json", o->json,
+                "print JSON instead of YAML (also chosen by -o FILE.json); on failure an error "
+                "object (schemas/error.schema.json)");
   sub->add_flag("--yaml", o->yaml, "print YAML (the default)");
-  sub->add_option("-o,--out", o->out, "write the profile to FILE instead of stdout");
+  sub->add_option("-o,--out", o->out, "write the profile to FILE instead of stdout")
+      ->check(NonEmpty("the profile file to write, or leave the flag out for stdout"));
   sub->add_flag("--force", o->force, "replace FILE if it exists");
   sub->add_flag("--no-runtime", o->no_runtime,
                 "do not load the runtime module (faster; the profile then lists no operators)");

@@ -1,7 +1,10 @@
 // dlsys verify: prove an archive's integrity, signature and schema; report for people and CI.
 #include <cstdio>
+#include <filesystem>
 
 #include "cli.h"
+#include "core/file.h"
+#include "core/parallel.h"
 #include "hw/probe.h"
 #include "package/package.h"
 #include "render.h"
@@ -15,39 +18,65 @@ struct Options {
   bool allow_unsigned = false;
   bool json = false;
   std::string junit;
+  bool force = false;
   unsigned threads = 0;
   std::string target;
   bool smoke = false;
+  unsigned smoke_timeout_s = 120;
 };
 
+bool Exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(std::filesystem::symlink_status(path, ec));
+}
+
 int Run(const Options& o) {
+  // A failure before there is a report: the message on stderr and, with --json, the error
+  // object (with the report's top-level fields) on stdout.
+  auto fail = [&o](const Error& error) {
+    const int code = ReportError(error);
+    if (o.json) {
+      const std::string out = RenderVerifyErrorJson(o.archive, error, code);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+    }
+    return code;
+  };
+  // Refused before the work is done; writing the report checks again without a race.
+  if (!o.junit.empty() && !o.force && Exists(o.junit)) {
+    return fail(Error{Code::kExists, "cannot write the --junit report: '" + o.junit +
+                                         "' already exists; pass --force to replace it",
+                      {}});
+  }
   package::VerifyOptions v;
   v.allow_unsigned = o.allow_unsigned;
   v.threads = o.threads;
   for (const auto& t : o.trust) {
     if (auto added = v.trust.Add(t); !added) {
-      return ReportError(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
+      return fail(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
     }
   }
   if (o.target == "local") {
     auto profile = hw::ProbeLocal();
-    if (!profile) return ReportError(profile.error());
+    if (!profile) return fail(profile.error());
     v.target = std::move(*profile);
   } else if (!o.target.empty()) {
     auto profile = hw::LoadProfile(o.target);
     if (!profile) {
-      return ReportError(std::move(profile.error()).Wrap("cannot read target profile '" + o.target + "'"));
+      return fail(std::move(profile.error()).Wrap("cannot read target profile '" + o.target + "'"));
     }
     v.target = std::move(*profile);
   }
   v.smoke = o.smoke;
+  v.smoke_timeout_s = o.smoke_timeout_s;
   ProgressLine progress("verifying " + o.archive);
   v.progress = [&](const package::Progress& p) { progress.Update(p.phase, p.done_bytes, p.total_bytes); };
   auto r = package::Verify(o.archive, v);
-  if (!r) return ReportError(r.error());
+  if (!r) return fail(r.error());
   const int code = r->container_broken ? kExitInvalid : r->ok ? kExitOk : kExitVerifyFailed;
   if (!o.junit.empty()) {
-    if (int rc = WriteOutputFile(o.junit, RenderVerifyJUnit(*r)); rc != kExitOk) return rc;
+    if (auto written = core::WriteFileAtomic(o.junit, RenderVerifyJUnit(*r), o.force); !written) {
+      return fail(std::move(written.error()).Wrap("cannot write the --junit report"));
+    }
   }
   const std::string out = o.json ? RenderVerifyJson(*r, code) : RenderVerifyText(*r);
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -60,26 +89,38 @@ void RegisterVerify(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<verify_cmd::Options>();
   auto* sub = app.add_subcommand("verify", "Prove an archive's integrity, signature and schema");
   sub->add_option("archive", o->archive, "the .dlsys archive")->required();
-  sub->add_option("--trust", o->trust, "trusted public key (KEY.pub) or a directory of *.pub (repeatable)");
+  sub->add_option("--trust", o->trust, "trusted public key (KEY.pub) or a directory of *.pub (repeatable)")
+      ->check(NonEmpty("a public key file or a directory of *.pub"));
   sub->add_flag("--allow-unsigned", o->allow_unsigned,
                 "accept unsigned archives or ones without a trusted key (reported as WARN)");
-  sub->add_flag("--json", o->json, "print the report as JSON (schemas/verify-report.schema.json)");
-  sub->add_option("--junit", o->junit, "also write a JUnit XML report to FILE (for CI systems)");
-  sub->add_option("--threads", o->threads, "digest threads (default: all cores)");
+  sub->add_flag("--json", o->json,
+                "print the report as JSON (schemas/verify-report.schema.json), also on failure");
+  sub->add_option("--junit", o->junit, "also write a JUnit XML report to FILE (for CI systems)")
+      ->check(NonEmpty("the JUnit XML file to write, or leave the flag out"));
+  sub->add_flag("--force", o->force, "replace the --junit FILE if it exists");
+  sub->add_option("--threads", o->threads, "digest threads: 1 to 256, or 0 for all cores (default)")
+      ->check(WholeNumberIn(0, core::kMaxThreads, "0 means all cores"));
   sub->add_option("--target", o->target,
                   "check the model's requirements against a target profile (from dlsys probe, or "
-                  "hand-written), or 'local' for this machine");
+                  "hand-written), or 'local' for this machine")
+      ->check(NonEmpty("a target profile file or 'local', or leave the flag out"));
   sub->add_flag("--smoke", o->smoke,
                 "load the model here, run its examples against the golden outputs, and compare "
                 "latency and memory with the recorded ones (loads libtorch)");
+  sub->add_option("--smoke-timeout", o->smoke_timeout_s,
+                  "with --smoke: stop a smoke test still running after SECONDS and report it as "
+                  "a FAIL row (1 to 86400; default 120)")
+      ->check(WholeNumberIn(1, 86400, "seconds"));
   sub->footer(
       "Checks: archive safety (no absolute paths, '..', links, devices or duplicates; bounded\n"
       "sizes and compression ratio), manifest schema, every file's size and SHA-256, no missing\n"
       "or extra files, and a signature by a trusted key. Streams the archive; never extracts it.\n"
       "--target adds one row per requirement (memory, device, gpu_memory, cpu_features,\n"
       "file_format, runtime_version, operators, latency); --smoke adds the smoke-test rows.\n"
-      "Exit codes: 0 no check failed, 3 archive or profile not found, 4 archive unreadable or\n"
-      "unsafe (or profile malformed), 5 a check failed (integrity, signature, compatibility).\n\n"
+      "Exit codes: 0 no check failed, 2 usage error (e.g. --junit FILE exists without --force),\n"
+      "3 archive, key or profile not found, 4 archive unreadable or unsafe (or profile\n"
+      "malformed), 5 a check failed (integrity, signature, compatibility, smoke); 130/143 when\n"
+      "interrupted (docs/exit-codes.md). With --json, stdout is always one JSON document.\n\n"
       "Examples:\n"
       "  dlsys verify mlp-1.0.0.dlsys --trust release.key.pub\n"
       "  dlsys verify mlp-1.0.0.dlsys --trust keys/ --junit verify.xml --json > verify.json\n"

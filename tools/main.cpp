@@ -7,6 +7,9 @@
 
 #include "cli.h"
 #include "core/file.h"
+#include "core/parallel.h"
+#include "core/text.h"
+#include "render.h"
 
 namespace {
 
@@ -54,6 +57,9 @@ int main(int argc, char** argv) {
 
   RunFn run;
   for (const auto& sub : kSubcommands) sub.register_fn(app, run);
+  // Failures found here have no command to report them: print them the way ReportError does,
+  // as JSON on stdout too when the command line asks for --json.
+  const bool json = WantsJson(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -64,14 +70,26 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "dlsys: usage error: %s\nRun 'dlsys --help' or 'dlsys COMMAND --help'.\n",
-                 e.what());
+                 dlsys::core::TerminalSafe(e.what()).c_str());
+    if (json) {
+      const dlsys::Error error{dlsys::Code::kUsage, e.what(),
+                               {"Run 'dlsys --help' or 'dlsys COMMAND --help'."}};
+      const std::string out = RenderErrorJson(error, kExitUsage);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+    }
     return kExitUsage;
   }
   if (verbose) spdlog::set_level(spdlog::level::debug);
+  // The library ignores a bad DLSYS_THREADS; the command line refuses it.
+  if (auto threads = dlsys::core::ThreadsFromEnv(); !threads) {
+    threads.error().details.push_back("unset DLSYS_THREADS to use all cores");
+    return ReportError(threads.error(), json);
+  }
   try {
     return run ? run() : kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dlsys: internal error: %s\n", e.what());
-    return kExitInternal;
+    return ReportError(dlsys::Error{dlsys::Code::kInternal,
+                                    std::string("internal error: ") + e.what(), {}},
+                       json);
   }
 }

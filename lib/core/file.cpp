@@ -1,7 +1,6 @@
 #include "core/file.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,37 +19,37 @@ Code CodeForErrno(int err) {
   return err == ENOENT || err == ENOTDIR ? Code::kNotFound : Code::kInvalid;
 }
 
-// Temporary paths of pending AtomicFiles, readable from a signal handler. Slots hold
-// NUL-terminated paths; a slot is in use while its first byte is non-zero.
-constexpr int kMaxPending = 16;
-constexpr int kMaxPath = 4096;
+// Temporary paths of pending AtomicFiles, readable from a signal handler. A slot is free (0),
+// being filled or emptied (1), or holds a complete NUL-terminated path (2); the handler only
+// touches slots in state 2, so it never sees a half-written path.
+constexpr int kMaxPending = 32;
+constexpr std::size_t kMaxPath = 4096;
 char g_pending[kMaxPending][kMaxPath];
-std::atomic<bool> g_slot_used[kMaxPending];
+std::atomic<int> g_slot_state[kMaxPending];
 
 int RegisterPending(const std::string& path) {
   if (path.size() >= kMaxPath) return -1;
   for (int i = 0; i < kMaxPending; ++i) {
-    bool expected = false;
-    if (g_slot_used[i].compare_exchange_strong(expected, true)) {
+    int expected = 0;
+    if (g_slot_state[i].compare_exchange_strong(expected, 1)) {
       std::memcpy(g_pending[i], path.c_str(), path.size() + 1);
+      g_slot_state[i].store(2, std::memory_order_release);
       return i;
     }
   }
   return -1;
 }
 
-void UnregisterPending(const std::string& path) {
-  for (int i = 0; i < kMaxPending; ++i) {
-    if (g_slot_used[i].load() && path == g_pending[i]) {
-      g_pending[i][0] = '\0';
-      g_slot_used[i].store(false);
-    }
-  }
+void UnregisterPending(int slot) {
+  if (slot < 0) return;
+  g_slot_state[slot].store(1, std::memory_order_release);
+  g_pending[slot][0] = '\0';
+  g_slot_state[slot].store(0, std::memory_order_release);
 }
 
 extern "C" void CleanupAndExit(int sig) {
   for (int i = 0; i < kMaxPending; ++i) {
-    if (g_slot_used[i].load() && g_pending[i][0] != '\0') unlink(g_pending[i]);
+    if (g_slot_state[i].load(std::memory_order_acquire) == 2) unlink(g_pending[i]);
   }
   _exit(128 + sig);
 }
@@ -60,91 +59,157 @@ std::string DirOf(const std::string& path) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
+std::string TempNameIn(const std::string& path, const char* suffix) {
+  return DirOf(path) + "/." + std::filesystem::path(path).filename().string() + suffix;
+}
+
+// kInvalid unless `path` is absent or a regular file (lstat: a symbolic link is not replaced).
+Result<void> RequireReplaceable(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return {};
+  return Fail(Code::kInvalid, "'" + path + "' exists and is " + FileKindName(st.st_mode) +
+                                  "; dlsys writes outputs only as regular files, so it will not "
+                                  "replace it (choose another path)");
+}
+
+Result<void> SyncDirectory(const std::string& path) {
+  const std::string dir = DirOf(path);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || ::fsync(fd.get()) != 0) {
+    const int err = errno;
+    return Fail(Code::kInternal, "cannot flush directory '" + dir + "': " + ErrnoMessage(err));
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string ErrnoMessage(int err) { return std::strerror(err); }
 
-Result<MappedFile> MappedFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return Fail(CodeForErrno(err), "cannot open '" + path + "': " + ErrnoMessage(err));
+const char* FileKindName(unsigned st_mode) {
+  switch (st_mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a regular file";
   }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Fail(Code::kInvalid, "'" + path + "' is not a regular file");
-  }
-  MappedFile file;
-  file.path_ = path;
-  file.size_ = static_cast<std::size_t>(st.st_size);
-  if (file.size_ > 0) {
-    void* data = mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (data == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      return Fail(Code::kInternal, "cannot map '" + path + "': " + ErrnoMessage(err));
-    }
-    madvise(data, file.size_, MADV_SEQUENTIAL | MADV_WILLNEED);
-    file.data_ = static_cast<const std::byte*>(data);
-  }
-  ::close(fd);
-  return file;
 }
 
-MappedFile::MappedFile(MappedFile&& other) noexcept { *this = std::move(other); }
-
-MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
   if (this != &other) {
-    if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
-    path_ = std::move(other.path_);
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.release();
   }
   return *this;
 }
 
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::string> ReadFile(const std::string& path, std::size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
+Result<UniqueFd> OpenRegularFile(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    const int err = errno;
     return Fail(CodeForErrno(err), "cannot open '" + path + "': " + ErrnoMessage(err));
   }
   struct stat st {};
-  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return Fail(Code::kInvalid, "'" + path + "' is a directory, expected a file");
+  if (::fstat(fd.get(), &st) != 0) {
+    const int err = errno;
+    return Fail(Code::kInvalid, "cannot stat '" + path + "': " + ErrnoMessage(err));
   }
+  if (!S_ISREG(st.st_mode)) {
+    return Fail(Code::kInvalid, "'" + path + "' is " + FileKindName(st.st_mode) +
+                                    ", not a regular file; give dlsys a regular file");
+  }
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    const int err = errno;
+    return Fail(Code::kInternal, "cannot read '" + path + "': " + ErrnoMessage(err));
+  }
+  return fd;
+}
+
+Result<void> ReadAt(int fd, std::uint64_t offset, std::span<std::byte> out,
+                    const std::string& display) {
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      return Fail(Code::kInvalid, "cannot read '" + display + "': " + ErrnoMessage(err));
+    }
+    if (n == 0) {
+      return Fail(Code::kInvalid, "'" + display + "' is truncated: it ends at byte " +
+                                      std::to_string(offset + done) + ", expected at least " +
+                                      std::to_string(offset + out.size()));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+Result<FileContent> FileContent::Read(const std::string& path, std::uint64_t max_bytes) {
+  DLSYS_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(path));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    const int err = errno;
+    return Fail(Code::kInvalid, "cannot stat '" + path + "': " + ErrnoMessage(err));
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    return Fail(Code::kInvalid, "'" + path + "' is " + std::to_string(size) +
+                                    " bytes, more than the limit of " + std::to_string(max_bytes));
+  }
+  FileContent content;
+  content.path_ = path;
+  content.size_ = static_cast<std::size_t>(size);
+  // Not value-initialised: read() fills every byte, zeroing first would touch the pages twice.
+  content.data_.reset(new std::byte[std::max<std::size_t>(content.size_, 1)]);
+  DLSYS_TRY(ReadAt(fd.get(), 0, std::span(content.data_.get(), content.size_), path));
+  std::byte extra;
+  const ssize_t more = ::pread(fd.get(), &extra, 1, static_cast<off_t>(size));
+  if (more != 0) {
+    return Fail(Code::kInvalid, "'" + path + "' changed size while it was read; try again");
+  }
+  return content;
+}
+
+Result<std::string> ReadFile(const std::string& path, std::size_t max_bytes) {
+  DLSYS_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(path));
   std::string out;
   std::array<char, 65536> buf;
   while (true) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
-      ::close(fd);
       return Fail(Code::kInvalid, "cannot read '" + path + "': " + ErrnoMessage(err));
     }
     if (n == 0) break;
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
-      ::close(fd);
       return Fail(Code::kInvalid, "'" + path + "' is larger than the limit of " +
                                       std::to_string(max_bytes) + " bytes");
     }
     out.append(buf.data(), static_cast<std::size_t>(n));
   }
-  ::close(fd);
   return out;
 }
 
 Result<AtomicFile> AtomicFile::Create(const std::string& path, bool overwrite, unsigned mode) {
   struct stat st {};
-  if (!overwrite && ::lstat(path.c_str(), &st) == 0) {
-    return Fail(Code::kExists, "'" + path + "' already exists; pass --force to replace it");
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!overwrite) {
+      return Fail(Code::kExists, "'" + path + "' already exists; pass --force to replace it");
+    }
+    DLSYS_TRY(RequireReplaceable(path));
   }
   AtomicFile file;
   file.path_ = path;
@@ -154,7 +219,7 @@ Result<AtomicFile> AtomicFile::Create(const std::string& path, bool overwrite, u
   file.fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
   if (file.fd_ < 0) {
     // No O_TMPFILE here: fall back to a hidden name, removed on failure or signal.
-    std::string tmpl = dir + "/." + std::filesystem::path(path).filename().string() + ".XXXXXX";
+    std::string tmpl = TempNameIn(path, ".XXXXXX");
     file.fd_ = mkostemp(tmpl.data(), O_CLOEXEC);
     if (file.fd_ < 0) {
       int err = errno;
@@ -162,7 +227,10 @@ Result<AtomicFile> AtomicFile::Create(const std::string& path, bool overwrite, u
                   "cannot create a file in '" + dir + "': " + ErrnoMessage(err));
     }
     file.temp_path_ = tmpl;
-    RegisterPending(file.temp_path_);
+    file.pending_slot_ = RegisterPending(file.temp_path_);
+    if (file.pending_slot_ < 0) {
+      return Fail(Code::kInternal, "cannot create '" + path + "': too many pending outputs");
+    }
   }
   // Modes for O_TMPFILE and mkostemp are filtered by umask or fixed at 0600; set it exactly.
   if (fchmod(file.fd_, mode) != 0) {
@@ -176,6 +244,7 @@ AtomicFile::AtomicFile(AtomicFile&& other) noexcept
     : path_(std::move(other.path_)),
       temp_path_(std::move(other.temp_path_)),
       fd_(std::exchange(other.fd_, -1)),
+      pending_slot_(std::exchange(other.pending_slot_, -1)),
       overwrite_(other.overwrite_),
       committed_(other.committed_),
       mode_(other.mode_) {
@@ -184,10 +253,8 @@ AtomicFile::AtomicFile(AtomicFile&& other) noexcept
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_ && !temp_path_.empty()) {
-    ::unlink(temp_path_.c_str());
-    UnregisterPending(temp_path_);
-  }
+  if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+  UnregisterPending(pending_slot_);
 }
 
 Result<void> AtomicFile::Write(std::span<const std::byte> data) {
@@ -224,17 +291,17 @@ Result<void> AtomicFile::Commit() {
         return Fail(Code::kInternal, "cannot create '" + path_ + "': " + ErrnoMessage(err));
       }
       committed_ = true;
-      return {};
+      return SyncDirectory(path_);
     }
-    std::string tmp = DirOf(path_) + "/." + std::filesystem::path(path_).filename().string() +
-                      ".tmp" + std::to_string(::getpid());
+    std::string tmp = TempNameIn(path_, (".tmp" + std::to_string(::getpid())).c_str());
     ::unlink(tmp.c_str());
+    pending_slot_ = RegisterPending(tmp);
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
       int err = errno;
+      UnregisterPending(std::exchange(pending_slot_, -1));
       return Fail(Code::kInternal, "cannot create '" + tmp + "': " + ErrnoMessage(err));
     }
     temp_path_ = tmp;
-    RegisterPending(temp_path_);
   }
   if (!overwrite_) {
     if (::renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
@@ -244,14 +311,18 @@ Result<void> AtomicFile::Commit() {
       }
       return Fail(Code::kInternal, "cannot create '" + path_ + "': " + ErrnoMessage(err));
     }
-  } else if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    return Fail(Code::kInternal, "cannot replace '" + path_ + "': " + ErrnoMessage(err));
+  } else {
+    // Checked again right before the rename: never replace a FIFO, device or directory.
+    DLSYS_TRY(RequireReplaceable(path_));
+    if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+      int err = errno;
+      return Fail(Code::kInternal, "cannot replace '" + path_ + "': " + ErrnoMessage(err));
+    }
   }
-  UnregisterPending(temp_path_);
+  UnregisterPending(std::exchange(pending_slot_, -1));
   temp_path_.clear();
   committed_ = true;
-  return {};
+  return SyncDirectory(path_);
 }
 
 Result<void> WriteFileAtomic(const std::string& path, std::string_view data, bool overwrite,
@@ -265,8 +336,7 @@ void InstallSignalCleanup() {
   struct sigaction sa {};
   sa.sa_handler = CleanupAndExit;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  for (int sig : {SIGHUP, SIGINT, SIGPIPE, SIGTERM}) sigaction(sig, &sa, nullptr);
 }
 
 }  // namespace dlsys::core

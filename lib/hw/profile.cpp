@@ -11,6 +11,7 @@
 
 #include "core/encoding.h"
 #include "core/file.h"
+#include "core/internal/json.h"
 #include "hw/internal/read.h"
 #include "manifest/spec.h"
 
@@ -21,14 +22,20 @@ Result<std::optional<std::uint64_t>> ReadSize(const Reader& reader, const Json& 
                                               const std::string& path, const char* key) {
   DLSYS_ASSIGN_OR_RETURN(const Json* v, reader.Get(obj, path, key, false));
   if (v == nullptr) return std::optional<std::uint64_t>();
-  const char* expected = "a size: bytes as an integer, or a string with a unit such as \"4 GiB\"";
-  if (v->is_number_unsigned()) return std::optional<std::uint64_t>(v->get<std::uint64_t>());
-  if (v->is_string()) {
-    auto bytes = core::ParseByteSize(v->get_ref<const std::string&>());
-    if (!bytes) return reader.Bad(manifest::internal::Join(path, key), expected, v);
-    return std::optional<std::uint64_t>(*bytes);
+  const char* expected =
+      "a size: bytes as an integer, or a string with a unit such as \"4 GiB\", at most "
+      "9007199254740991 bytes (8 PiB)";
+  std::optional<std::uint64_t> bytes;
+  if (v->is_number_unsigned()) {
+    bytes = v->get<std::uint64_t>();
+  } else if (v->is_string()) {
+    if (auto parsed = core::ParseByteSize(v->get_ref<const std::string&>())) bytes = *parsed;
   }
-  return reader.Bad(manifest::internal::Join(path, key), expected, v);
+  // Sizes end up in canonical JSON (manifest requirements), which carries 2^53 - 1 at most.
+  if (!bytes || *bytes > static_cast<std::uint64_t>(core::kMaxSafeInteger)) {
+    return reader.Bad(manifest::internal::Join(path, key), expected, v);
+  }
+  return bytes;
 }
 
 Result<std::optional<std::string>> ReadComputeCapability(const Reader& reader, const Json& obj,
@@ -37,10 +44,13 @@ Result<std::optional<std::string>> ReadComputeCapability(const Reader& reader, c
   if (v == nullptr) return std::optional<std::string>();
   const std::string field = manifest::internal::Join(path, key);
   const char* expected = "a compute capability \"major.minor\" such as \"8.0\"";
-  if (v->is_number_integer() || v->is_number_unsigned()) {
-    auto major = v->get<std::int64_t>();
-    if (major < 1 || major > 99) return reader.Bad(field, expected, v);
-    return std::optional<std::string>(std::to_string(major) + ".0");
+  if (v->is_number_integer()) {
+    // Compared in its own signedness: a huge unsigned value must not wrap into range.
+    const bool in_range = v->is_number_unsigned()
+                              ? v->get<std::uint64_t>() >= 1 && v->get<std::uint64_t>() <= 99
+                              : v->get<std::int64_t>() >= 1 && v->get<std::int64_t>() <= 99;
+    if (!in_range) return reader.Bad(field, expected, v);
+    return std::optional<std::string>(std::to_string(v->get<std::int64_t>()) + ".0");
   }
   if (v->is_number_float()) {
     // YAML reads an unquoted 8.6 as a number; minor versions are single digits.
@@ -90,7 +100,7 @@ using manifest::internal::Index;
 using manifest::internal::Join;
 using OJson = nlohmann::ordered_json;
 
-constexpr std::size_t kMaxProfileBytes = 16u << 20;
+constexpr core::JsonLimits kProfileLimits{kMaxProfileBytes, kMaxProfileDepth, kMaxProfileValues};
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -294,11 +304,8 @@ void Emit(YAML::Emitter& out, const OJson& j) {
 }  // namespace
 
 Result<TargetProfile> ParseProfile(std::string_view yaml, const std::string& display) {
-  if (yaml.size() > kMaxProfileBytes) {
-    return Fail(Code::kInvalid,
-                display + " is larger than " + std::to_string(kMaxProfileBytes) + " bytes");
-  }
-  DLSYS_ASSIGN_OR_RETURN(Json root, manifest::internal::YamlToJsonValue(yaml, display));
+  DLSYS_ASSIGN_OR_RETURN(Json root,
+                         manifest::internal::YamlToJsonValue(yaml, display, kProfileLimits));
   return FromJson(root, display);
 }
 

@@ -15,6 +15,11 @@
 
 namespace dlsys::hw {
 
+// Limits on a profile text (YAML or JSON): a probed profile lists a few thousand operators.
+inline constexpr std::size_t kMaxProfileBytes = 16u << 20;
+inline constexpr std::size_t kMaxProfileValues = 1000000;
+inline constexpr std::size_t kMaxProfileDepth = 64;
+
 struct Gpu {
   std::string name;                        // "NVIDIA A100-SXM4-80GB"
   std::optional<std::uint64_t> memory_bytes;
@@ -48,9 +53,10 @@ struct TargetProfile {
   bool operator==(const TargetProfile&) const = default;
 };
 
-// Parses a YAML (or JSON) profile. Sizes may be integers (bytes) or strings with units
-// ("4 GiB", "512MiB", "1.5GB"). kInvalid with "target.yaml field 'memory.total': ..." naming
-// the field for malformed content; unknown keys are errors.
+// Parses a YAML (or JSON) profile, strictly (manifest/internal/yaml_json.h: valid UTF-8, no
+// duplicate keys, at most the limits above). Sizes may be integers (bytes) or strings with
+// units ("4 GiB", "512MiB", "1.5GB"), at most 2^53 - 1 bytes. kInvalid with "target.yaml
+// field 'memory.total': ..." naming the field for malformed content; unknown keys are errors.
 [[nodiscard]] Result<TargetProfile> ParseProfile(std::string_view yaml,
                                                  const std::string& display = "target.yaml");
 [[nodiscard]] Result<TargetProfile> LoadProfile(const std::string& path);

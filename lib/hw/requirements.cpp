@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <set>
 
+#include "core/checked.h"
 #include "core/encoding.h"
+#include "core/internal/json.h"
 #include "hw/internal/read.h"
 
 namespace dlsys::hw {
@@ -15,6 +17,10 @@ namespace {
 using internal::Json;
 using internal::Reader;
 using manifest::internal::Join;
+
+constexpr core::JsonLimits kRequirementsLimits{kMaxRequirementsBytes, kMaxRequirementsDepth,
+                                               kMaxRequirementsValues};
+constexpr std::uint64_t kMaxSafe = static_cast<std::uint64_t>(core::kMaxSafeInteger);
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -33,7 +39,7 @@ Result<std::optional<std::uint64_t>> SizeEitherWay(const Reader& r, const std::s
     return Fail(Code::kInvalid, display + " field '" + bytes_key + "': give either '" + key +
                                     "' or '" + bytes_key + "', not both");
   }
-  if (!bytes->is_number_unsigned()) {
+  if (!bytes->is_number_unsigned() || bytes->get<std::uint64_t>() > kMaxSafe) {
     return r.Bad(Join(path, bytes_key), "a non-negative integer number of bytes", bytes);
   }
   return std::optional<std::uint64_t>(bytes->get<std::uint64_t>());
@@ -43,7 +49,7 @@ Result<std::uint64_t> Bytes(const Reader& r, const Json& obj, const std::string&
                             const char* key) {
   DLSYS_ASSIGN_OR_RETURN(const Json* v, r.Get(obj, path, key, false));
   if (v == nullptr) return std::uint64_t{0};
-  if (!v->is_number_unsigned()) {
+  if (!v->is_number_unsigned() || v->get<std::uint64_t>() > kMaxSafe) {
     return r.Bad(Join(path, key), "a non-negative integer number of bytes", v);
   }
   return v->get<std::uint64_t>();
@@ -95,7 +101,9 @@ Result<Requirements> FromJson(const Json& root, const std::string& display) {
   DLSYS_ASSIGN_OR_RETURN(req.min_gpu_memory_bytes,
                          SizeEitherWay(r, display, root, "min_gpu_memory"));
   DLSYS_ASSIGN_OR_RETURN(req.min_memory_bytes, SizeEitherWay(r, display, root, "min_memory"));
-  DLSYS_ASSIGN_OR_RETURN(req.cpu_features, r.Strings(root, "", "cpu_features", false));
+  DLSYS_ASSIGN_OR_RETURN(req.cpu_features,
+                         r.Strings(root, "", "cpu_features", false, kMaxCpuFeatureBytes,
+                                   kMaxCpuFeatures));
   for (auto& f : req.cpu_features) f = Lower(std::move(f));
   std::sort(req.cpu_features.begin(), req.cpu_features.end());
   req.cpu_features.erase(std::unique(req.cpu_features.begin(), req.cpu_features.end()),
@@ -166,17 +174,20 @@ std::string BytesLike(std::uint64_t bytes, std::uint64_t reference) {
   return buf;
 }
 
-std::uint64_t Sum(const std::map<std::string, std::int64_t>& by_dtype) {
-  std::uint64_t total = 0;
-  for (const auto& [dtype, bytes] : by_dtype)
-    total += bytes > 0 ? static_cast<std::uint64_t>(bytes) : 0;
+core::ByteSize Sum(const std::map<std::string, std::int64_t>& by_dtype) {
+  core::ByteSize total;
+  for (const auto& [dtype, bytes] : by_dtype) {
+    total += core::ByteSize(bytes > 0 ? static_cast<std::uint64_t>(bytes) : 0);
+  }
   return total;
 }
 
 }  // namespace
 
 std::uint64_t WeightBytes(const runtime::ModelSummary& summary) {
-  return Sum(summary.parameters.bytes_by_dtype) + Sum(summary.buffers.bytes_by_dtype);
+  // Checked: a sum that wrapped around would make the memory requirement pass anywhere.
+  return (Sum(summary.parameters.bytes_by_dtype) + Sum(summary.buffers.bytes_by_dtype))
+      .Saturated();
 }
 
 namespace {
@@ -422,12 +433,7 @@ std::optional<Check> CheckLatency(const Requirements& req) {
 }  // namespace
 
 Result<Requirements> ParseRequirements(std::string_view json, const std::string& display) {
-  Json root;
-  try {
-    root = Json::parse(json);
-  } catch (const Json::exception& e) {
-    return Fail(Code::kInvalid, display + ": not valid JSON: " + e.what());
-  }
+  DLSYS_ASSIGN_OR_RETURN(Json root, core::ParseJson(json, kRequirementsLimits, display));
   return FromJson(root, display);
 }
 
@@ -450,6 +456,9 @@ std::string RequirementsToJson(const Requirements& r) {
                          {"example", m.example},
                          {"machine", m.machine}};
   }
+  if (auto canonical = core::CanonicalJson(j)) return *std::move(canonical);
+  // Only hand-built values that JSON cannot carry exactly get here (ParseRequirements never
+  // yields them); this text then fails manifest::Serialize, which names the field.
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

@@ -15,6 +15,13 @@
 
 namespace dlsys::hw {
 
+// Limits on a requirements object (JSON text, from a spec or a manifest).
+inline constexpr std::size_t kMaxRequirementsBytes = 1u << 20;
+inline constexpr std::size_t kMaxRequirementsValues = 10000;
+inline constexpr std::size_t kMaxRequirementsDepth = 16;
+inline constexpr std::size_t kMaxCpuFeatures = 1024;      // entries of cpu_features
+inline constexpr std::size_t kMaxCpuFeatureBytes = 64;    // one feature name
+
 // Measured on the packing machine with the example inputs.
 struct Measured {
   std::uint64_t peak_memory_bytes = 0;  // peak anonymous RSS growth over load + one forward
@@ -41,15 +48,22 @@ struct Requirements {
   bool operator==(const Requirements&) const = default;
 };
 
-// Parameter + buffer bytes of a model, all dtypes.
+// Parameter + buffer bytes of a model, all dtypes, in checked arithmetic: a total beyond
+// 2^64 - 1 saturates at 2^64 - 1 (so every memory check fails) instead of wrapping around to a
+// small number that would pass. (manifest::Parse already refuses totals beyond 2^53 - 1.)
 std::uint64_t WeightBytes(const runtime::ModelSummary& summary);
 
-// Parses the spec's or manifest's requirements object (JSON text). Spec form accepts sizes with
-// units (`min_memory: 2 GiB`) or in bytes (`min_memory_bytes: 2147483648`). kInvalid naming the
-// field ("requirements.device: expected cpu or cuda, found 'tpu'").
+// Parses the spec's or manifest's requirements object (JSON text), strictly (core::ParseJson:
+// UTF-8, no duplicate keys, integers within +-(2^53 - 1), the limits above). Spec form accepts
+// sizes with units (`min_memory: 2 GiB`) or in bytes (`min_memory_bytes: 2147483648`), at most
+// 2^53 - 1 bytes. kInvalid naming the field ("requirements field 'device': expected \"cpu\" or
+// \"cuda\", found \"tpu\"").
 [[nodiscard]] Result<Requirements> ParseRequirements(std::string_view json,
                                                      const std::string& display = "requirements");
-// Canonical JSON for the manifest (sizes in *_bytes fields, measured under "measured").
+// Canonical JSON (RFC 8785) for the manifest (sizes in *_bytes fields, measured under
+// "measured"). For values JSON cannot carry exactly (only possible in a hand-built struct:
+// a size beyond 2^53 - 1, text that is not UTF-8) it falls back to plain JSON, which
+// manifest::Serialize then refuses naming the field.
 std::string RequirementsToJson(const Requirements& r);
 
 // Checks the model (requirements + model summary) against the target. One row per rule:

@@ -1,27 +1,38 @@
-#include <sys/stat.h>
-
 #include "package/internal/head.h"
 #include "package/package.h"
 
 namespace dlsys::package {
+namespace {
+
+Result<InspectResult> InspectHead(const std::string& path) {
+  DLSYS_ASSIGN_OR_RETURN(internal::Head head, internal::ReadHead(path));
+  InspectResult r;
+  DLSYS_ASSIGN_OR_RETURN(r.manifest, manifest::Parse(head.manifest_json));
+  DLSYS_ASSIGN_OR_RETURN(const std::int64_t created, manifest::CreatedEpoch(r.manifest));
+  for (const archive::Entry& e : head.head_entries) {
+    if (e.mtime != created) {
+      return Fail(Code::kInvalid, "entry '" + e.path + "' at offset " +
+                                      std::to_string(e.header_offset) + ": header field 'mtime' is " +
+                                      std::to_string(e.mtime) + ", expected the manifest's created time " +
+                                      std::to_string(created) + " (" + r.manifest.created + ")");
+    }
+  }
+  r.manifest_json = std::move(head.manifest_json);
+  if (head.envelope_json) {
+    DLSYS_ASSIGN_OR_RETURN(signing::Envelope env, signing::ParseEnvelope(*head.envelope_json));
+    r.is_signed = !env.signatures.empty();
+    for (const auto& s : env.signatures) r.signer_key_ids.push_back(s.keyid);
+  }
+  r.compression = head.reader.compression();
+  r.archive_bytes = head.file_bytes;
+  return r;
+}
+
+}  // namespace
 
 Result<InspectResult> Inspect(const std::string& path) {
-  auto head = internal::ReadHead(path);
-  if (!head) return tl::unexpected(std::move(head.error()).Wrap("cannot inspect '" + path + "'"));
-  InspectResult r;
-  auto m = manifest::Parse(head->manifest_json);
-  if (!m) return tl::unexpected(std::move(m.error()).Wrap("cannot inspect '" + path + "'"));
-  r.manifest = std::move(*m);
-  r.manifest_json = std::move(head->manifest_json);
-  if (head->envelope_json) {
-    auto env = signing::ParseEnvelope(*head->envelope_json);
-    if (!env) return tl::unexpected(std::move(env.error()).Wrap("cannot inspect '" + path + "'"));
-    r.is_signed = !env->signatures.empty();
-    for (const auto& s : env->signatures) r.signer_key_ids.push_back(s.keyid);
-  }
-  r.compression = head->reader.compression();
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) r.archive_bytes = static_cast<std::uint64_t>(st.st_size);
+  auto r = InspectHead(path);
+  if (!r) return tl::unexpected(std::move(r.error()).Wrap("cannot inspect '" + path + "'"));
   return r;
 }
 

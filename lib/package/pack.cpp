@@ -12,6 +12,7 @@
 #include "archive/archive.h"
 #include "core/encoding.h"
 #include "core/file.h"
+#include "core/test_hook.h"
 #include "hw/probe.h"
 #include "hw/requirements.h"
 #include "package/internal/measure.h"
@@ -150,6 +151,43 @@ Result<void> CheckExampleInputs(const manifest::Spec& spec) {
   return {};
 }
 
+// The one rule for naming outputs (runtime.h, Model::Run): a tensor, tuple or list returns
+// output0..N-1 and is matched to the declared outputs by position; a Dict[str, Tensor] returns
+// its keys in the dict's order and is matched by name. Returns the declared tensor of each
+// returned one, in the model's order (empty when nothing is declared).
+Result<std::vector<const manifest::TensorSpec*>> MatchOutputs(
+    const std::vector<manifest::TensorSpec>& declared, const std::vector<runtime::Tensor>& outs,
+    const std::string& example) {
+  std::vector<const manifest::TensorSpec*> match;
+  if (declared.empty()) return match;
+  if (declared.size() != outs.size()) {
+    return Fail(Code::kInvalid, "example '" + example + "': the model returned " +
+                                    std::to_string(outs.size()) + " outputs, dlsys.yaml declares " +
+                                    std::to_string(declared.size()));
+  }
+  bool positional = true;
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    positional = positional && outs[k].name == "output" + std::to_string(k);
+  }
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    if (positional) {
+      match.push_back(&declared[k]);
+      continue;
+    }
+    auto it = std::find_if(declared.begin(), declared.end(),
+                           [&](const manifest::TensorSpec& d) { return d.name == outs[k].name; });
+    if (it == declared.end()) {
+      std::string names;
+      for (const auto& d : declared) names += (names.empty() ? "" : ", ") + d.name;
+      return Fail(Code::kInvalid, "example '" + example + "': the model returns a dict with key '" +
+                                      outs[k].name + "', which dlsys.yaml does not declare (it "
+                                      "declares " + names + "); dict outputs are matched by name");
+    }
+    match.push_back(&*it);
+  }
+  return match;
+}
+
 // Turns a concrete example shape into a schema shape with a dynamic batch dimension.
 manifest::TensorSpec Generalise(std::string name, runtime::DType dtype,
                                 std::vector<std::int64_t> shape) {
@@ -177,7 +215,9 @@ Result<PackResult> Pack(const PackOptions& o) {
   DLSYS_ASSIGN_OR_RETURN(hw::Requirements requirements,
                          hw::ParseRequirements(spec.requirements_json));
 
-  DLSYS_ASSIGN_OR_RETURN(core::MappedFile model, core::MappedFile::Open(o.model_path));
+  // Read once into memory: the bytes hashed, loaded and written are one snapshot, whatever
+  // happens to the file meanwhile.
+  DLSYS_ASSIGN_OR_RETURN(core::FileContent model, core::FileContent::Read(o.model_path));
   if (model.size() == 0) {
     return Fail(Code::kInvalid, "model file '" + o.model_path +
                                     "' is empty; expected a TorchScript model saved with "
@@ -185,7 +225,7 @@ Result<PackResult> Pack(const PackOptions& o) {
   }
 
   // Payload paths: reserved names first, then user files; all must be safe and unique.
-  std::vector<core::MappedFile> extra_files;
+  std::vector<core::FileContent> extra_files;
   std::set<std::string> taken = {std::string(manifest::kManifestPath),
                                  std::string(manifest::kSignaturePath), "model.pt"};
   for (const auto& f : spec.files) {
@@ -199,8 +239,8 @@ Result<PackResult> Pack(const PackOptions& o) {
                                     "', which is already taken; give it another name with "
                                     "'as:' in dlsys.yaml");
     }
-    DLSYS_ASSIGN_OR_RETURN(auto mapped, core::MappedFile::Open(f.source));
-    extra_files.push_back(std::move(mapped));
+    DLSYS_ASSIGN_OR_RETURN(auto content, core::FileContent::Read(f.source));
+    extra_files.push_back(std::move(content));
   }
 
   std::optional<signing::PrivateKey> key;
@@ -251,16 +291,17 @@ Result<PackResult> Pack(const PackOptions& o) {
       payloads.push_back(Owned(path, t.bytes));
     }
     const auto& outs = check.outputs[e];
-    if (!spec.outputs.empty() && spec.outputs.size() != outs.size()) {
-      return Fail(Code::kInvalid, "example '" + se.name + "': the model returned " +
-                                      std::to_string(outs.size()) + " outputs, dlsys.yaml declares " +
-                                      std::to_string(spec.outputs.size()));
+    DLSYS_ASSIGN_OR_RETURN(auto declared, MatchOutputs(spec.outputs, outs, se.name));
+    if (e == 0 && !declared.empty()) {
+      // The manifest lists outputs in the order the model returns them.
+      m.outputs.clear();
+      for (const auto* d : declared) m.outputs.push_back(*d);
     }
     for (std::size_t k = 0; k < outs.size(); ++k) {
       const auto& t = outs[k];
       manifest::TensorSpec ts{t.name, runtime::DTypeName(t.dtype), t.shape};
-      if (!spec.outputs.empty()) {
-        const auto& d = spec.outputs[k];
+      if (!declared.empty()) {
+        const auto& d = *declared[k];
         if (d.dtype != ts.dtype || !manifest::ShapeFits(d.shape, ts.shape)) {
           return Fail(Code::kInvalid, "example '" + se.name + "': output " + std::to_string(k) +
                                           " ('" + d.name + "') is " + ts.dtype + " " +
@@ -289,6 +330,16 @@ Result<PackResult> Pack(const PackOptions& o) {
 
   std::sort(payloads.begin(), payloads.end(),
             [](const Payload& a, const Payload& b) { return a.path < b.path; });
+  {
+    // The same rules verify applies: never write an archive that verify would refuse (e.g.
+    // --file a=files/x together with --file b=files/x/y).
+    std::vector<std::string> paths;
+    for (const auto& p : payloads) paths.push_back(p.path);
+    DLSYS_TRY(manifest::CheckPathSet(paths).map_error([](Error e) {
+      e.code = Code::kUsage;
+      return std::move(e).Wrap("the archive's file names collide");
+    }));
+  }
   for (const auto& p : payloads) {
     manifest::FileRecord f;
     f.path = p.path;
@@ -300,7 +351,7 @@ Result<PackResult> Pack(const PackOptions& o) {
     m.files.push_back(std::move(f));
   }
 
-  const std::string manifest_json = manifest::Serialize(m);
+  DLSYS_ASSIGN_OR_RETURN(const std::string manifest_json, manifest::Serialize(m));
   PackResult result;
   std::string envelope;
   if (key) {
@@ -326,6 +377,7 @@ Result<PackResult> Pack(const PackOptions& o) {
   DLSYS_TRY(writer.Close());
   struct stat st {};
   if (fstat(out.fd(), &st) == 0) result.archive_bytes = static_cast<std::uint64_t>(st.st_size);
+  core::TestHook("pack-before-commit");
   DLSYS_TRY(out.Commit());
   result.manifest = std::move(m);
   return result;

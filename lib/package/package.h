@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,8 +68,8 @@ struct InspectResult {
   std::uint64_t archive_bytes = 0;
 };
 
-// Reads the manifest and signature entries only. kNotFound, or kInvalid if the archive's
-// head is not a valid dlsys archive.
+// Reads the manifest and signature entries only, requiring both to be canonical.
+// kNotFound, or kInvalid if the archive's head is not a valid dlsys archive.
 [[nodiscard]] Result<InspectResult> Inspect(const std::string& path);
 
 using dlsys::Check;
@@ -80,8 +81,10 @@ struct VerifyOptions {
   bool allow_unsigned = false;
   // Checks the model's requirements against this target (rows memory, device, operators, ...).
   std::optional<hw::TargetProfile> target;
-  // Loads the model here and runs the examples against the golden outputs (needs the runtime).
+  // Loads the model and runs the examples against the golden outputs (needs the runtime), in
+  // a child process stopped after smoke_timeout_s seconds.
   bool smoke = false;
+  unsigned smoke_timeout_s = 120;
   unsigned threads = 0;  // 0 = all cores
   ProgressFn progress;
 };
@@ -92,27 +95,49 @@ struct VerifyReport {
   std::string version;
   std::string key_id;   // trusted signer, when signed
   std::vector<Check> checks;
-  // kInvalid when the container itself is unreadable or unsafe, kVerifyFailed when any check
-  // fails, nullopt-like kInternal never; `ok` is true iff no check failed.
+  // `ok` is true iff no check failed. container_broken: the archive itself is not a canonical,
+  // readable dlsys archive (or its manifest is invalid); reading stopped there (exit code 4).
   bool ok = true;
   bool container_broken = false;
 };
+
+// Never fails for problems found in the archive (they become checks); kNotFound if the file
+// does not exist. The archive is opened once and read once, sequentially; nothing is extracted.
+[[nodiscard]] Result<VerifyReport> Verify(const std::string& path, const VerifyOptions& options);
+
+// A verified archive loaded into memory: what runs is exactly what was verified.
+struct VerifiedArchive {
+  VerifyReport report;
+  manifest::Manifest manifest;
+  // The model and every example tensor, by archive path: the very bytes whose digests were
+  // checked (filled only when report.ok).
+  std::map<std::string, std::string> files;
+};
+
+// The one way to load a model from an archive: opens it once, reads it once, verifies the
+// container, manifest, signature and every digest (as Verify does, without target or smoke
+// checks) while keeping the bytes of the model and examples, and returns those bytes. Nothing
+// is re-opened by path afterwards, so a file swapped or changed meanwhile cannot be run
+// unchecked. kNotFound if the file does not exist; other problems are report rows.
+[[nodiscard]] Result<VerifiedArchive> LoadVerified(const std::string& path,
+                                                   const VerifyOptions& options);
 
 struct SmokeOptions {
   int latency_runs = 5;  // forward passes timed per example (after one warm-up)
 };
 
-// The smoke test: loads the archive's model through the runtime, runs every example, compares
-// the outputs with the golden outputs within the example's tolerance (|a-b| <= atol + rtol*|b|),
-// checks them against the declared output schema, and compares the measured latency and peak
-// memory with the recorded ones and the latency budget. One row per finding, check "smoke";
-// a missing runtime module gives a FAIL row saying so. The archive's integrity is the caller's
-// business (verify runs this only after the digests pass).
-std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manifest& manifest,
-                         const hw::Requirements& requirements, const SmokeOptions& options = {});
+// The smoke test, in this process: loads the model from `archive.files`, runs every example,
+// compares the outputs with the golden outputs within the example's tolerance
+// (|a-b| <= atol + rtol*|b|), checks them against the declared output schema, and compares the
+// measured latency and peak memory with the recorded ones and the latency budget. One row per
+// finding, check "smoke"; a missing runtime module gives a FAIL row saying so.
+std::vector<Check> Smoke(const VerifiedArchive& archive, const hw::Requirements& requirements,
+                         const SmokeOptions& options = {});
 
-// Never fails for problems found in the archive (they become checks); kNotFound if the file
-// does not exist.
-[[nodiscard]] Result<VerifyReport> Verify(const std::string& path, const VerifyOptions& options);
+// Runs Smoke in a child process (fork) so a model that hangs, crashes libtorch or exhausts
+// memory costs one FAIL row, not the caller: the child is killed after timeout_s seconds.
+std::vector<Check> SmokeIsolated(const VerifiedArchive& archive,
+                                 const hw::Requirements& requirements, unsigned timeout_s,
+                                 const SmokeOptions& options = {});
 
 }  // namespace dlsys::package

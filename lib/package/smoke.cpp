@@ -46,49 +46,15 @@ std::string Num(double v, int digits = 3) {
 
 std::string Ms(double ms) { return Num(ms) + " ms"; }
 
-// --- reading the archive ------------------------------------------------------------------------
-
-// Reads the given payload entries into memory in one pass over the archive, each bounded by
-// the size the manifest records for it. kInvalid naming the entry if one is missing or differs.
-Result<std::map<std::string, std::string>> ReadEntries(const std::string& archive_path,
-                                                       const manifest::Manifest& m,
-                                                       const std::set<std::string>& wanted) {
-  std::map<std::string, std::uint64_t> sizes;
-  for (const std::string& path : wanted) {
-    const manifest::FileRecord* record = manifest::FindFile(m, path);
-    if (record == nullptr) {
-      return Fail(Code::kInvalid, "the manifest lists no file '" + path + "'");
-    }
-    sizes[path] = record->size;
-  }
-  DLSYS_ASSIGN_OR_RETURN(archive::Reader reader, archive::Reader::Open(archive_path));
-  std::map<std::string, std::string> out;
-  while (out.size() < wanted.size()) {
-    DLSYS_ASSIGN_OR_RETURN(std::optional<archive::Entry> entry, reader.Next());
-    if (!entry) break;
-    auto it = sizes.find(entry->path);
-    if (it == sizes.end()) continue;
-    if (entry->size != it->second) {
-      return Fail(Code::kInvalid, "entry '" + entry->path + "' has " + std::to_string(entry->size) +
-                                      " bytes, the manifest says " + std::to_string(it->second));
-    }
-    DLSYS_ASSIGN_OR_RETURN(std::string data, reader.ReadAll(static_cast<std::size_t>(it->second)));
-    if (data.size() != it->second) {
-      return Fail(Code::kInvalid, "entry '" + entry->path + "' is truncated");
-    }
-    out.emplace(entry->path, std::move(data));
-  }
-  for (const std::string& path : wanted) {
-    if (!out.count(path)) return Fail(Code::kInvalid, "the archive has no entry '" + path + "'");
-  }
-  return out;
-}
+// --- decoding example tensors ------------------------------------------------------------
 
 Result<runtime::Tensor> ToTensor(const manifest::ExampleTensor& t, std::string data) {
   DLSYS_ASSIGN_OR_RETURN(runtime::DType dtype, runtime::ParseDType(t.tensor.dtype));
   const std::int64_t elements = runtime::ElementCount(t.tensor.shape);
+  std::uint64_t bytes = 0;
   if (elements < 0 ||
-      static_cast<std::uint64_t>(elements) * runtime::DTypeSize(dtype) != data.size()) {
+      __builtin_mul_overflow(static_cast<std::uint64_t>(elements), runtime::DTypeSize(dtype), &bytes) ||
+      bytes != data.size()) {
     return Fail(Code::kInvalid, "'" + t.path + "' holds " + std::to_string(data.size()) +
                                     " bytes, which is not a " + t.tensor.dtype + " " +
                                     manifest::ShapeText(t.tensor.shape) + " tensor");
@@ -354,24 +320,22 @@ Check CheckMemory(std::optional<std::uint64_t> peak, bool with_forward,
 
 }  // namespace
 
-std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manifest& m,
-                         const hw::Requirements& req, const SmokeOptions& options) {
+std::vector<Check> Smoke(const VerifiedArchive& archive, const hw::Requirements& req,
+                         const SmokeOptions& options) {
+  const manifest::Manifest& m = archive.manifest;
   std::vector<Check> rows;
   auto rt = runtime::GetRuntime();
   if (!rt) {
     rows.push_back(Row("runtime", Status::kFail, rt.error().message));
     return rows;
   }
-
-  std::set<std::string> wanted = {m.entry_file};
-  for (const auto& ex : m.examples) {
-    for (const auto& t : ex.inputs) wanted.insert(t.path);
-    for (const auto& t : ex.outputs) wanted.insert(t.path);
-  }
-  auto entries = ReadEntries(archive_path, m, wanted);
-  if (!entries) {
-    rows.push_back(Row("load", Status::kFail,
-                       "cannot read '" + archive_path + "': " + entries.error().message));
+  // The verified bytes; a copy per tensor, as the archive stays the caller's.
+  auto entry = [&](const std::string& path) -> std::string {
+    auto it = archive.files.find(path);
+    return it == archive.files.end() ? std::string() : it->second;
+  };
+  if (!archive.files.count(m.entry_file)) {
+    rows.push_back(Row("load", Status::kFail, "the verified archive holds no '" + m.entry_file + "'"));
     return rows;
   }
 
@@ -386,7 +350,7 @@ std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manife
     Prepared p{&ex, {}, {}};
     Result<void> ok;
     for (const auto& t : ex.inputs) {
-      auto tensor = ToTensor(t, std::move(entries->at(t.path)));
+      auto tensor = ToTensor(t, entry(t.path));
       if (!tensor) {
         ok = tl::unexpected(std::move(tensor.error()));
         break;
@@ -395,7 +359,7 @@ std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manife
     }
     for (const auto& t : ex.outputs) {
       if (!ok) break;
-      auto tensor = ToTensor(t, std::move(entries->at(t.path)));
+      auto tensor = ToTensor(t, entry(t.path));
       if (!tensor) {
         ok = tl::unexpected(std::move(tensor.error()));
         break;
@@ -409,7 +373,7 @@ std::vector<Check> Smoke(const std::string& archive_path, const manifest::Manife
     }
     examples.push_back(std::move(p));
   }
-  const std::string& model_bytes = entries->at(m.entry_file);
+  const std::string& model_bytes = archive.files.at(m.entry_file);
 
   internal::MemorySampler sampler;
   const auto load_start = std::chrono::steady_clock::now();

@@ -71,9 +71,14 @@ class Model {
   virtual ~Model() = default;
   virtual const ModelSummary& Summary() const = 0;
   // Runs `method` with inputs bound to its arguments by name (MethodInfo::arg_names; a single
-  // argument may also be bound by any one tensor). Outputs are named "output0", "output1", ...
-  // for tensors and tuples/lists of tensors, or by key for string-keyed dicts.
-  // kInvalid for unknown methods, missing/extra inputs or failures inside the model.
+  // argument may also be bound by any one tensor). The outputs are an ordered list of named
+  // tensors, whose order callers may rely on (golden outputs are matched by position):
+  //   - a Tensor gives one output, "output0";
+  //   - a tuple or list of N Tensors gives "output0" .. "output{N-1}", in order;
+  //   - a Dict[str, Tensor] gives one output per key, named by the key, in the dict's own
+  //     iteration order (TorchScript dicts keep insertion order), NOT sorted by key.
+  // kInvalid for unknown methods, missing/extra inputs, failures inside the model, or outputs
+  // of any other type (non-Tensor elements, dicts with non-str keys, ...).
   [[nodiscard]] virtual Result<std::vector<Tensor>> Run(std::string_view method,
                                                         const std::vector<Tensor>& inputs) const = 0;
 };

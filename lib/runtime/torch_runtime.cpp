@@ -3,14 +3,20 @@
 // This is the only file in dlsys that includes libtorch. It is built as a MODULE and loaded by
 // loader.cpp with dlopen; its single exported symbol is dlsys_runtime_create_v1. Every libtorch
 // exception is caught here and converted into an Error; none crosses the module boundary.
+//
+// It includes the narrow libtorch headers it uses, not <torch/script.h>: that one pulls in every
+// ATen operator (ATen/ATen.h) and made this file compile about 1.7 times slower.
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <c10/core/InferenceMode.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <caffe2/serialize/versions.h>
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/runtime/operator.h>
+#include <torch/csrc/jit/serialization/import.h>
 #include <torch/cuda.h>
-#include <torch/script.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -248,8 +254,9 @@ Result<at::Tensor> ToTorch(const Tensor& tensor, const std::string& name,
                                     " of " + DTypeName(tensor.dtype) + " needs " +
                                     std::to_string(expected));
   }
-  at::Tensor out =
-      torch::empty(tensor.shape, at::TensorOptions().dtype(ToScalarType(tensor.dtype)));
+  // at::empty, not torch::empty: both give a tensor that does not require grad, and
+  // torch::empty's header is the one that pulls in every ATen operator.
+  at::Tensor out = at::empty(tensor.shape, at::TensorOptions().dtype(ToScalarType(tensor.dtype)));
   if (expected > 0) std::memcpy(out.data_ptr(), tensor.data.data(), expected);
   if (device != out.device()) out = out.to(device);
   return out;
@@ -297,15 +304,15 @@ Result<std::vector<Tensor>> ConvertOutputs(const c10::IValue& result) {
       DLSYS_TRY(add(items[i], "output" + std::to_string(i)));
     }
   } else if (result.isGenericDict()) {
-    std::map<std::string, c10::IValue> sorted;
+    // In the dict's own order (TorchScript dicts keep insertion order), not sorted by key:
+    // golden outputs are paired with outputs by position, so the order must be the model's.
     for (const auto& entry : result.toGenericDict()) {
       if (!entry.key().isString()) {
         return Fail(Code::kInvalid, "unsupported output type: a dict with " +
                                         entry.key().tagKind() + " keys (only str keys are named)");
       }
-      sorted.emplace(entry.key().toStringRef(), entry.value());
+      DLSYS_TRY(add(entry.value(), entry.key().toStringRef()));
     }
-    for (auto& [key, value] : sorted) DLSYS_TRY(add(value, key));
   } else {
     return Fail(Code::kInvalid, "unsupported output type " + result.tagKind() +
                                     " (expected a Tensor, a tuple or list of Tensors, or a "
@@ -384,6 +391,13 @@ class TorchModel final : public Model {
   ModelSummary summary_;
 };
 
+// Every interned symbol, as "ns::name". A table of literals, filtered at run time, because
+// expanding FORALL_NS_SYMBOLS (thousands of entries) into one statement per symbol made this
+// file take minutes to compile.
+#define DLSYS_QUALIFIED_SYMBOL(ns, s) #ns "::" #s,
+constexpr std::string_view kInternedSymbols[] = {FORALL_NS_SYMBOLS(DLSYS_QUALIFIED_SYMBOL)};
+#undef DLSYS_QUALIFIED_SYMBOL
+
 class TorchRuntime final : public Runtime {
  public:
   std::string Version() const override {
@@ -397,10 +411,9 @@ class TorchRuntime final : public Runtime {
     // Node kinds the interpreter runs itself (constants, attribute access, control flow,
     // container construction, calls) are not registered operators, yet they appear in every
     // graph's operator list (CollectOperators). They are all interned prim:: symbols.
-#define DLSYS_ADD_PRIM_SYMBOL(ns, s) \
-  if (std::string_view(#ns) == "prim") names.insert("prim::" #s);
-    FORALL_NS_SYMBOLS(DLSYS_ADD_PRIM_SYMBOL)
-#undef DLSYS_ADD_PRIM_SYMBOL
+    for (std::string_view symbol : kInternedSymbols) {
+      if (symbol.starts_with("prim::")) names.emplace(symbol);
+    }
     return {names.begin(), names.end()};
   }
 

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <climits>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <set>
 #include <system_error>
 #include <utility>
 
 #include "core/encoding.h"
 #include "core/file.h"
+#include "core/internal/json.h"
+#include "core/text.h"
 #include "signing/digest.h"
 #include "signing/internal/openssl.h"
 
@@ -31,7 +33,9 @@ using internal::TakeOpenSslErrors;
 
 constexpr std::size_t kEd25519SignatureBytes = 64;
 constexpr std::size_t kMaxKeyFileBytes = 1u << 20;
-constexpr std::size_t kMaxEnvelopeBytes = 64u << 20;
+// Root object, signatures array, signature objects: 3 levels. The value budget (4 + 3 per
+// signature) leaves room for the kMaxSignatures check to name the problem.
+constexpr core::JsonLimits kEnvelopeLimits{kMaxEnvelopeBytes, 3, 4 + 3 * 8 * kMaxSignatures};
 
 // Overwrites a string holding key material before it is freed.
 class Cleansed {
@@ -297,46 +301,76 @@ std::string PreAuthEncoding(std::string_view payload_type, std::string_view payl
 
 Result<std::string> SignEnvelope(const PrivateKey& key, std::string_view payload_type,
                                  std::string_view payload) {
+  if (payload_type.size() > kMaxPayloadTypeBytes) {
+    return Fail(Code::kInvalid, "cannot sign: the payload type is longer than " +
+                                    std::to_string(kMaxPayloadTypeBytes) + " bytes");
+  }
   const std::string pae = PreAuthEncoding(payload_type, payload);
   DLSYS_ASSIGN_OR_RETURN(std::string sig, key.Sign(core::AsBytes(pae)));
-  try {
-    nlohmann::json envelope = {
-        {"payload", core::Base64Encode(core::AsBytes(payload))},
-        {"payloadType", std::string(payload_type)},
-        {"signatures", nlohmann::json::array({{{"keyid", key.Public().KeyId()},
-                                               {"sig", core::Base64Encode(core::AsBytes(sig))}}})},
-    };
-    return envelope.dump();
-  } catch (const nlohmann::json::exception& e) {
-    // dump() throws only on invalid UTF-8, which only the payload type can contain.
-    return Fail(Code::kInvalid, "cannot sign: the payload type is not valid UTF-8");
+  const nlohmann::json envelope = {
+      {"payload", core::Base64Encode(core::AsBytes(payload))},
+      {"payloadType", std::string(payload_type)},
+      {"signatures", nlohmann::json::array({{{"keyid", key.Public().KeyId()},
+                                             {"sig", core::Base64Encode(core::AsBytes(sig))}}})},
+  };
+  auto text = core::CanonicalJson(envelope);
+  // Only the payload type can hold text that JSON cannot carry.
+  if (!text) return Fail(Code::kInvalid, "cannot sign: the payload type is not valid UTF-8");
+  if (text->size() > kMaxEnvelopeBytes) {
+    return Fail(Code::kInvalid, "cannot sign: the envelope would be " +
+                                    std::to_string(text->size()) + " bytes, more than the limit of " +
+                                    std::to_string(kMaxEnvelopeBytes));
   }
+  return text;
 }
 
 namespace {
 
-Error EnvelopeError(const std::string& what) {
-  return Error{Code::kInvalid, "signature envelope: " + what, {}};
+using Json = nlohmann::json;
+
+tl::unexpected<Error> EnvelopeError(const std::string& what) {
+  return Fail(Code::kInvalid, "signature envelope: " + what);
 }
 
-Result<std::string> StringField(const nlohmann::json& obj, const std::string& key,
-                                const std::string& name) {
-  auto it = obj.find(key);
-  if (it == obj.end()) return tl::unexpected(EnvelopeError("field '" + name + "' is missing"));
-  if (!it->is_string()) {
-    return tl::unexpected(EnvelopeError("field '" + name + "' is not a string"));
+// The object's keys are exactly `keys`.
+Result<void> ExactKeys(const Json& obj, const std::string& where,
+                       std::initializer_list<const char*> keys) {
+  for (const auto& [k, v] : obj.items()) {
+    if (std::none_of(keys.begin(), keys.end(), [&](const char* key) { return k == key; })) {
+      std::string list;
+      for (const char* key : keys) list += (list.empty() ? "" : ", ") + std::string(key);
+      return EnvelopeError("field '" + where + core::Truncate(core::TerminalSafe(k), 64) +
+                           "' is not a known field (known: " + list + ")");
+    }
   }
-  return it->get<std::string>();
+  for (const char* key : keys) {
+    if (!obj.contains(key)) return EnvelopeError("field '" + where + key + "' is missing");
+  }
+  return {};
 }
 
-Result<std::string> Base64Field(const nlohmann::json& obj, const std::string& key,
-                                const std::string& name) {
+Result<std::string> StringField(const Json& obj, const std::string& key, const std::string& name) {
+  const Json& v = obj.at(key);  // ExactKeys made sure it is there
+  if (!v.is_string()) return EnvelopeError("field '" + name + "' is not a string");
+  return v.get<std::string>();
+}
+
+// Canonical base64 (RFC 4648 section 4): padded, no white space, zero padding bits, so one
+// byte string has one encoding and the envelope one canonical form.
+Result<std::string> Base64Field(const Json& obj, const std::string& key, const std::string& name) {
   DLSYS_ASSIGN_OR_RETURN(std::string text, StringField(obj, key, name));
   auto decoded = core::Base64Decode(text);
-  if (!decoded) {
-    return tl::unexpected(EnvelopeError("field '" + name + "' is not valid base64"));
+  if (!decoded || core::Base64Encode(core::AsBytes(*decoded)) != text) {
+    return EnvelopeError("field '" + name +
+                         "' is not valid base64 (RFC 4648: standard alphabet, padded, canonical)");
   }
   return *std::move(decoded);
+}
+
+bool IsKeyId(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 }  // namespace
@@ -346,31 +380,56 @@ Result<Envelope> ParseEnvelope(std::string_view json) {
     return Fail(Code::kInvalid, "signature envelope is larger than the limit of " +
                                     std::to_string(kMaxEnvelopeBytes) + " bytes");
   }
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::exception& e) {
-    return tl::unexpected(EnvelopeError(std::string("not valid JSON: ") + e.what()));
-  }
-  if (!doc.is_object()) return tl::unexpected(EnvelopeError("not a JSON object"));
+  DLSYS_ASSIGN_OR_RETURN(Json doc, core::ParseJson(json, kEnvelopeLimits, "signature envelope"));
+  if (!doc.is_object()) return EnvelopeError("not a JSON object");
+  DLSYS_TRY(ExactKeys(doc, "", {"payload", "payloadType", "signatures"}));
   Envelope env;
   DLSYS_ASSIGN_OR_RETURN(env.payload_type, StringField(doc, "payloadType", "payloadType"));
-  DLSYS_ASSIGN_OR_RETURN(env.payload, Base64Field(doc, "payload", "payload"));
-  auto sigs = doc.find("signatures");
-  if (sigs == doc.end()) return tl::unexpected(EnvelopeError("field 'signatures' is missing"));
-  if (!sigs->is_array()) {
-    return tl::unexpected(EnvelopeError("field 'signatures' is not an array"));
+  if (env.payload_type.size() > kMaxPayloadTypeBytes) {
+    return EnvelopeError("field 'payloadType' is longer than " +
+                         std::to_string(kMaxPayloadTypeBytes) + " bytes");
   }
-  for (std::size_t i = 0; i < sigs->size(); ++i) {
-    const nlohmann::json& entry = (*sigs)[i];
+  DLSYS_ASSIGN_OR_RETURN(env.payload, Base64Field(doc, "payload", "payload"));
+  const Json& sigs = doc.at("signatures");
+  if (!sigs.is_array()) return EnvelopeError("field 'signatures' is not an array");
+  if (sigs.size() > kMaxSignatures) {
+    return EnvelopeError("field 'signatures' has " + std::to_string(sigs.size()) +
+                         " signatures, more than the limit of " + std::to_string(kMaxSignatures));
+  }
+  std::set<std::string> keyids;
+  for (std::size_t i = 0; i < sigs.size(); ++i) {
+    const Json& entry = sigs[i];
     const std::string name = "signatures[" + std::to_string(i) + "]";
-    if (!entry.is_object()) {
-      return tl::unexpected(EnvelopeError("field '" + name + "' is not an object"));
-    }
+    if (!entry.is_object()) return EnvelopeError("field '" + name + "' is not an object");
+    DLSYS_TRY(ExactKeys(entry, name + ".", {"keyid", "sig"}));
     Envelope::Signature sig;
     DLSYS_ASSIGN_OR_RETURN(sig.keyid, StringField(entry, "keyid", name + ".keyid"));
+    if (!IsKeyId(sig.keyid)) {
+      return EnvelopeError("field '" + name +
+                           ".keyid' is not a key id (64 lower-case hex digits: the SHA-256 of "
+                           "the public key's DER)");
+    }
+    if (!keyids.insert(sig.keyid).second) {
+      return EnvelopeError("field '" + name + ".keyid': key " + ShortKeyId(sig.keyid) +
+                           " signs twice");
+    }
     DLSYS_ASSIGN_OR_RETURN(sig.sig, Base64Field(entry, "sig", name + ".sig"));
+    if (sig.sig.size() != kEd25519SignatureBytes) {
+      return EnvelopeError("field '" + name + ".sig' holds " + std::to_string(sig.sig.size()) +
+                           " bytes; an Ed25519 signature has " +
+                           std::to_string(kEd25519SignatureBytes));
+    }
     env.signatures.push_back(std::move(sig));
+  }
+  // Fields first (their messages are more specific), then the exact bytes.
+  auto canonical = core::CanonicalJson(doc);
+  if (!canonical) return EnvelopeError("not in canonical form: " + canonical.error().message);
+  if (*canonical != json) {
+    const auto at = static_cast<std::size_t>(
+        std::mismatch(json.begin(), json.end(), canonical->begin(), canonical->end()).first -
+        json.begin());
+    return Fail(Code::kInvalid, "signature envelope is not in canonical form (RFC 8785) at byte " +
+                                    std::to_string(at));
   }
   return env;
 }
@@ -442,31 +501,19 @@ EnvelopeCheck CheckEnvelope(const Envelope& envelope, const TrustStore& trust) {
   std::string untrusted_problem;
   std::string tampered_problem;  // a trusted key that does not verify outranks an unknown key
   for (const Envelope::Signature& sig : envelope.signatures) {
-    const auto sig_bytes = core::AsBytes(sig.sig);
-    if (sig.keyid.empty()) {
-      // DSSE makes keyid optional: try every trusted key.
-      for (const PublicKey& key : trust.keys()) {
-        if (key.Verify(message, sig_bytes)) {
-          check.signed_by_trusted = true;
-          check.key_id = key.KeyId();
-          check.problem.clear();
-          return check;
-        }
-      }
-      if (untrusted_problem.empty()) {
-        untrusted_problem = "signed without a key id, and no trusted key verifies the signature";
-      }
-      continue;
-    }
-    const PublicKey* key = trust.Find(sig.keyid);
+    // Only the key the signature names is tried: one verification at most per signature.
+    const PublicKey* key = sig.keyid.empty() ? nullptr : trust.Find(sig.keyid);
     if (key == nullptr) {
       if (untrusted_problem.empty()) {
-        untrusted_problem = "signed by key " + ShortKeyId(sig.keyid) +
-                            " which is not trusted (pass --trust with its .pub)";
+        untrusted_problem = sig.keyid.empty()
+                                ? "signed without a key id (dlsys checks a signature only "
+                                  "against the trusted key its keyid names)"
+                                : "signed by key " + ShortKeyId(sig.keyid) +
+                                      " which is not trusted (pass --trust with its .pub)";
       }
       continue;
     }
-    if (key->Verify(message, sig_bytes)) {
+    if (key->Verify(message, core::AsBytes(sig.sig))) {
       check.signed_by_trusted = true;
       check.key_id = key->KeyId();
       check.problem.clear();

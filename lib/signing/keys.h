@@ -17,6 +17,13 @@
 
 namespace dlsys::signing {
 
+// Limits on a signature envelope, which is read before anything in it is trusted.
+inline constexpr std::size_t kMaxEnvelopeBytes = 8u << 20;  // base64 of a 4 MiB manifest, and more
+// At most this many signatures: CheckEnvelope does at most one Ed25519 verification per
+// signature, so this bounds the work an envelope can cause.
+inline constexpr std::size_t kMaxSignatures = 8;
+inline constexpr std::size_t kMaxPayloadTypeBytes = 256;
+
 struct KeyHandle;  // wraps EVP_PKEY; defined in the .cpp
 
 class PublicKey {
@@ -59,19 +66,28 @@ std::string PreAuthEncoding(std::string_view payload_type, std::string_view payl
 
 struct Envelope {
   struct Signature {
-    std::string keyid;
-    std::string sig;  // raw signature bytes (base64-decoded)
+    std::string keyid;  // 64 lower-case hex digits in a parsed envelope
+    std::string sig;    // raw signature bytes (base64-decoded; 64 in a parsed envelope)
   };
   std::string payload_type;
   std::string payload;  // raw payload bytes (base64-decoded)
   std::vector<Signature> signatures;
 };
 
-// Builds a DSSE envelope signed by `key`, serialised as canonical JSON
-// ({"payload":..,"payloadType":..,"signatures":[{"keyid":..,"sig":..}]}, sorted keys, no spaces).
+// Builds a DSSE envelope signed by `key`, serialised as canonical JSON (RFC 8785)
+// ({"payload":..,"payloadType":..,"signatures":[{"keyid":..,"sig":..}]}): exactly what
+// ParseEnvelope accepts. kInvalid if the payload type is not UTF-8 or longer than
+// kMaxPayloadTypeBytes, or the envelope would exceed kMaxEnvelopeBytes.
 [[nodiscard]] Result<std::string> SignEnvelope(const PrivateKey& key, std::string_view payload_type,
                                                std::string_view payload);
-// kInvalid (naming the field) if the text is not a well-formed DSSE envelope.
+// Parses an untrusted envelope strictly. kInvalid ("signature envelope: ...", naming the field
+// or byte offset) unless: the text is at most kMaxEnvelopeBytes of strict JSON (UTF-8, no
+// duplicate keys) and byte-for-byte canonical (RFC 8785); the object has exactly the keys
+// payload, payloadType and signatures; payloadType is a string of at most kMaxPayloadTypeBytes;
+// payload is canonical base64 (RFC 4648: standard alphabet, padded, no white space, zero
+// padding bits); signatures is an array of at most kMaxSignatures objects with exactly keyid
+// (64 lower-case hex digits, distinct across signatures) and sig (canonical base64 of exactly
+// 64 bytes).
 [[nodiscard]] Result<Envelope> ParseEnvelope(std::string_view json);
 
 // Public keys trusted for verification, loaded from .pub files or directories of them.
@@ -95,8 +111,10 @@ struct EnvelopeCheck {
   std::string problem;    // why not trusted: "no signatures", "key id … is not trusted",
                           // "signature by … does not verify"
 };
-// Checks the envelope's signatures against the store: the first signature by a trusted key
-// that verifies over PAE(payload_type, payload) makes it trusted.
+// Checks the envelope's signatures against the store: the first signature that verifies over
+// PAE(payload_type, payload) with the trusted key its keyid names makes it trusted. A signature
+// is checked only against that one key (one Ed25519 verification at most per signature); one
+// without a key id, or naming an untrusted key, is not checked at all.
 EnvelopeCheck CheckEnvelope(const Envelope& envelope, const TrustStore& trust);
 
 }  // namespace dlsys::signing

@@ -1,4 +1,5 @@
 """Helpers for CLI tests: run the real dlsys binary, build fixtures, validate JSON."""
+import decimal
 import io
 import json
 import os
@@ -29,8 +30,11 @@ def run(*args, env=None, cwd=None, timeout=300):
 
 
 def make_model(kind, out, *extra):
+    # Never a silent skip: a build without the runtime must point DLSYS_MAKE_MODEL (and
+    # DLSYS_RUNTIME_MODULE) at a full build's, as scripts/test.sh does for the sanitizer leg.
     if not MAKE_MODEL:
-        raise unittest.SkipTest("make_model is not built (DLSYS_WITH_RUNTIME=OFF)")
+        raise RuntimeError("DLSYS_MAKE_MODEL is not set: configure with the runtime, or with "
+                           "-DDLSYS_EXTERNAL_MAKE_MODEL=PATH")
     subprocess.run([MAKE_MODEL, kind, str(out), *map(str, extra)], check=True, timeout=600)
     return str(out)
 
@@ -62,15 +66,70 @@ def tar_members(path):
     return out
 
 
-def write_tar(path, members, fmt=tarfile.PAX_FORMAT):
-    """Writes [(TarInfo, bytes)] as an uncompressed tar, in order, exactly as given."""
+def ecma_number(x):
+    """A number as RFC 8785 (ECMAScript Number.prototype.toString) writes it."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(x)
+    if isinstance(x, int):
+        return str(x)
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) < 1e21:
+        return str(int(x))
+    d = decimal.Decimal(repr(abs(x))).normalize()
+    sign, digits, exp = d.as_tuple()
+    digits = "".join(map(str, digits))
+    k, n = len(digits), len(digits) + exp
+    out = "-" if x < 0 else ""
+    if k <= n <= 21:
+        return out + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return out + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return out + "0." + "0" * -n + digits
+    e = n - 1
+    mant = digits if k == 1 else digits[0] + "." + digits[1:]
+    return out + mant + "e" + ("+" if e > 0 else "-") + str(abs(e))
+
+
+def canonical_json(obj):
+    """RFC 8785 (JCS) bytes of obj: the only form dlsys accepts for manifests and envelopes."""
+    def enc(v):
+        if isinstance(v, dict):
+            keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
+            return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + enc(v[k])
+                                  for k in keys) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ",".join(enc(e) for e in v) + "]"
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if v is None or isinstance(v, bool):
+            return json.dumps(v)
+        return ecma_number(v)
+    return enc(obj).encode()
+
+
+def write_tar(path, members, fmt=tarfile.PAX_FORMAT, canonical=True):
+    """Writes [(TarInfo, bytes)] as an uncompressed tar, in order. canonical (default): in the
+    form pack writes (docs/archive-format.md): every mtime the first member's, owner 0:0 with
+    empty names, and no padding after the end-of-archive marker; each info's mode and type are
+    kept, so a test can still write hostile entries."""
+    mtime = members[0][0].mtime if members else 0
     with tarfile.open(path, "w", format=fmt) as t:
         for info, data in members:
+            if canonical:
+                info.mtime = mtime
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
             if info.isfile():
                 info.size = len(data)
                 t.addfile(info, io.BytesIO(data))
             else:
                 t.addfile(info)
+        end = t.offset + 1024
+    if canonical:
+        with open(path, "r+b") as f:
+            f.truncate(end)
 
 
 def file_info(name, size=0):
@@ -89,3 +148,55 @@ class TempDirTest(unittest.TestCase):
 
     def path(self, name):
         return os.path.join(self.dir, name)
+
+
+def start(*args, env=None):
+    """Starts dlsys with stdout and stderr as byte pipes; returns the Popen."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.Popen([DLSYS, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=full_env)
+
+
+def wait_for_hook(proc, point, timeout=300):
+    """Reads proc's stderr until core::TestHook's line for `point` (the process then stops
+    itself with SIGSTOP). Returns (seen, stderr bytes read so far); seen is False if the
+    process ended or the timeout passed first."""
+    import select
+    import time
+    want = b"dlsys-test-hook: " + point.encode() + b"\n"
+    fd = proc.stderr.fileno()
+    got = b""
+    deadline = time.monotonic() + timeout
+    while want not in got:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        got += chunk
+    return want in got, got
+
+
+def signal_at_hook(test, args, point, sig, env=None, timeout=300):
+    """Runs dlsys with DLSYS_TEST_HOOK=point, sends `sig` once it stops there, resumes it
+    (SIGCONT) and returns (exit code, stdout, stderr). Fails the test if the hook never fires."""
+    import signal
+    proc = start(*args, env=dict(env or {}, DLSYS_TEST_HOOK=point))
+    try:
+        seen, err = wait_for_hook(proc, point, timeout)
+        if not seen:
+            proc.kill()
+            out, rest = proc.communicate(timeout=60)
+            test.fail(f"hook '{point}' never fired; exit {proc.returncode}; stderr: "
+                      f"{(err + rest).decode(errors='replace')}")
+        proc.send_signal(sig)
+        proc.send_signal(signal.SIGCONT)
+        out, rest = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err + rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 from clitest import (EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
-                     EXIT_VERIFY_FAILED, TempDirTest, make_model, run, tar_members, validate)
+                     EXIT_VERIFY_FAILED, TempDirTest, make_model, run, signal_at_hook,
+                     tar_members, validate)
 
 SPEC = textwrap.dedent("""\
     name: mlp
@@ -259,16 +260,29 @@ class Foundation(TempDirTest):
                          sorted(["model.pt", "dlsys.yaml", "labels.txt", "k.key", "k.key.pub",
                                  "failing.pt"]))
 
+    def interrupt_pack_before_commit(self, sig):
+        """Stops pack when the archive is complete but not yet under its name, sends sig."""
+        before = sorted(os.listdir(self.dir))
+        code, out, err = signal_at_hook(
+            self, ["pack", self.model, "--spec", self.path("dlsys.yaml"), "--key",
+                   self.path("k.key"), "-o", self.path("m.dlsys")],
+            "pack-before-commit", sig)
+        self.assertEqual(sorted(os.listdir(self.dir)), before, err)
+        return code
+
     def test_interrupted_pack_leaves_nothing_behind(self):
-        big = make_model("big", self.path("big.pt"), "--weight-bytes", str(256 << 20))
-        before = set(os.listdir(self.dir))
-        p = subprocess.Popen([os.environ.get("DLSYS_BIN"), "pack", big, "--name", "big",
-                              "--version", "1.0.0", "-o", self.path("big.dlsys")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=120)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertEqual(set(os.listdir(self.dir)), before)
+        self.assertEqual(self.interrupt_pack_before_commit(signal.SIGINT), 130)
+        self.assertEqual(self.interrupt_pack_before_commit(signal.SIGTERM), 143)
+        # An archive that was there before is left as it was.
+        self.assertEqual(self.pack().returncode, EXIT_OK)
+        with open(self.path("m.dlsys"), "rb") as f:
+            before = f.read()
+        code, _, err = signal_at_hook(
+            self, ["pack", self.model, "--name", "other", "--version", "9.9.9", "--force",
+                   "-o", self.path("m.dlsys")], "pack-before-commit", signal.SIGTERM)
+        self.assertEqual(code, 143, err)
+        with open(self.path("m.dlsys"), "rb") as f:
+            self.assertEqual(f.read(), before)
 
     def test_missing_inputs_exit_3(self):
         self.assertEqual(run("inspect", self.path("nope.dlsys")).returncode, EXIT_NOT_FOUND)

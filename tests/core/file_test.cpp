@@ -44,55 +44,88 @@ class ScopedUmask {
   mode_t old_;
 };
 
-// --- MappedFile ---------------------------------------------------------------------------
+// --- FileContent ---------------------------------------------------------------------------
 
-TEST(MappedFileTest, MapsWholeContent) {
+TEST(FileContentTest, ReadsWholeContent) {
   TempDir dir;
   std::string data = "hello\0world", big(200000, 'x');
   data.push_back('\0');
   data += big;
   Spit(dir / "f", data);
-  auto m = MappedFile::Open(dir / "f");
+  auto m = FileContent::Read(dir / "f");
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->size(), data.size());
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(m->bytes().data()), m->bytes().size()), data);
   EXPECT_EQ(m->path(), dir / "f");
 }
 
-TEST(MappedFileTest, EmptyFileMapsToEmptySpan) {
+TEST(FileContentTest, EmptyFileIsEmpty) {
   TempDir dir;
   Spit(dir / "empty", "");
-  auto m = MappedFile::Open(dir / "empty");
+  auto m = FileContent::Read(dir / "empty");
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->size(), 0u);
   EXPECT_TRUE(m->bytes().empty());
 }
 
-TEST(MappedFileTest, MoveTransfersMapping) {
+TEST(FileContentTest, IsASnapshot) {
   TempDir dir;
   Spit(dir / "f", "abc");
-  auto m = MappedFile::Open(dir / "f");
+  auto m = FileContent::Read(dir / "f");
   ASSERT_TRUE(m);
-  MappedFile moved = std::move(*m);
-  EXPECT_EQ(moved.size(), 3u);
-  EXPECT_EQ(m->size(), 0u);  // NOLINT(bugprone-use-after-move): moved-from state is specified
-  EXPECT_EQ(static_cast<char>(moved.bytes()[2]), 'c');
+  Spit(dir / "f", "");  // truncated after reading: the content stays
+  EXPECT_EQ(static_cast<char>(m->bytes()[2]), 'c');
 }
 
-TEST(MappedFileTest, MissingFileIsNotFound) {
+TEST(FileContentTest, LimitAndMissing) {
   TempDir dir;
-  auto m = MappedFile::Open(dir / "nope");
+  Spit(dir / "f", std::string(11, 'q'));
+  auto big = FileContent::Read(dir / "f", 10);
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, Code::kInvalid);
+  auto m = FileContent::Read(dir / "nope");
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().code, Code::kNotFound);
   EXPECT_NE(m.error().message.find(dir / "nope"), std::string::npos) << m.error().message;
 }
 
-TEST(MappedFileTest, DirectoryIsInvalid) {
+TEST(FileContentTest, DirectoryIsInvalid) {
   TempDir dir;
-  auto m = MappedFile::Open(dir.path().string());
+  auto m = FileContent::Read(dir.path().string());
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().code, Code::kInvalid);
-  EXPECT_NE(m.error().message.find("not a regular file"), std::string::npos) << m.error().message;
+  EXPECT_NE(m.error().message.find("a directory"), std::string::npos) << m.error().message;
+}
+
+// A FIFO given as an input is refused at once: opening it must not wait for a writer.
+TEST(OpenRegularFileTest, FifoAndDeviceAreRefusedWithoutBlocking) {
+  TempDir dir;
+  const std::string fifo = dir / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, std::string("/dev/zero"), std::string("/dev/null")}) {
+    auto fd = OpenRegularFile(path);
+    ASSERT_FALSE(fd) << path;
+    EXPECT_EQ(fd.error().code, Code::kInvalid) << path;
+    EXPECT_NE(fd.error().message.find("not a regular file"), std::string::npos)
+        << fd.error().message;
+  }
+  auto text = ReadFile(fifo);
+  ASSERT_FALSE(text);
+  EXPECT_NE(text.error().message.find("a FIFO"), std::string::npos) << text.error().message;
+  EXPECT_FALSE(FileContent::Read(fifo));
+}
+
+TEST(ReadAtTest, TruncatedFileIsAnErrorNamingTheOffset) {
+  TempDir dir;
+  Spit(dir / "f", "0123456789");
+  auto fd = OpenRegularFile(dir / "f");
+  ASSERT_TRUE(fd);
+  std::string buf(8, '\0');
+  auto ok = ReadAt(fd->get(), 4, std::as_writable_bytes(std::span(buf.data(), buf.size())), "f");
+  ASSERT_FALSE(ok);
+  EXPECT_NE(ok.error().message.find("truncated"), std::string::npos) << ok.error().message;
+  ASSERT_TRUE(ReadAt(fd->get(), 2, std::as_writable_bytes(std::span(buf.data(), buf.size())), "f"));
+  EXPECT_EQ(buf, "23456789");
 }
 
 // --- ReadFile ------------------------------------------------------------------------------
@@ -255,6 +288,45 @@ TEST(WriteFileAtomicTest, WritesAndRespectsOverwrite) {
   ASSERT_TRUE(WriteFileAtomic(target, "second", true));
   EXPECT_EQ(Slurp(target), "second");
   EXPECT_EQ(ListDir(dir.path()), std::set<std::string>{"w"});
+}
+
+// Outputs are only ever regular files: with --force an existing FIFO, directory or symbolic
+// link is not replaced.
+TEST(AtomicFileTest, NeverReplacesANonRegularFile) {
+  TempDir dir;
+  const std::string fifo = dir / "fifo", sub = dir / "sub", link = dir / "link";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fs::create_directory(sub);
+  Spit(dir / "real", "x");
+  fs::create_symlink(dir / "real", link);
+  for (const std::string& path : {fifo, sub, link}) {
+    auto f = AtomicFile::Create(path, /*overwrite=*/true);
+    ASSERT_FALSE(f) << path;
+    EXPECT_EQ(f.error().code, Code::kInvalid) << path;
+    EXPECT_NE(f.error().message.find("only as regular files"), std::string::npos)
+        << f.error().message;
+    auto w = WriteFileAtomic(path, "data", /*overwrite=*/false);
+    ASSERT_FALSE(w);
+    EXPECT_EQ(w.error().code, Code::kExists);
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::is_directory(sub));
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(Slurp(dir / "real"), "x");
+}
+
+// The target turning into a FIFO between Create and Commit is caught at Commit.
+TEST(AtomicFileTest, CommitRechecksTheTarget) {
+  TempDir dir;
+  const std::string target = dir / "out";
+  auto f = AtomicFile::Create(target, /*overwrite=*/true);
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(f->Write(std::string_view("data")));
+  ASSERT_EQ(::mkfifo(target.c_str(), 0600), 0);
+  auto c = f->Commit();
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Code::kInvalid);
+  EXPECT_TRUE(fs::is_fifo(target));
 }
 
 }  // namespace

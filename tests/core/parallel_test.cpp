@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,20 @@
 
 namespace dlsys::core {
 namespace {
+
+TEST(ParseThreadCountTest, AcceptsOneToMaxAndNothingElse) {
+  EXPECT_EQ(ParseThreadCount("1", "DLSYS_THREADS").value(), 1u);
+  EXPECT_EQ(ParseThreadCount("256", "DLSYS_THREADS").value(), 256u);
+  EXPECT_EQ(ParseThreadCount("016", "DLSYS_THREADS").value(), 16u);
+  for (const char* bad : {"", "0", "257", "9999", "-1", "+4", " 4", "4 ", "4x", "1e2",
+                          "99999999999999999999"}) {
+    auto r = ParseThreadCount(bad, "DLSYS_THREADS");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, Code::kUsage) << bad;
+    EXPECT_NE(r.error().message.find("DLSYS_THREADS"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("1 to 256"), std::string::npos) << r.error().message;
+  }
+}
 
 TEST(ParallelForTest, VisitsEveryIndexExactlyOnce) {
   for (std::size_t count : {0u, 1u, 7u, 1000u}) {
@@ -60,6 +75,17 @@ TEST(WorkerCountTest, HonoursEnvironment) {
   EXPECT_EQ(WorkerCount(), 3u);
   ::setenv("DLSYS_THREADS", "garbage", 1);
   EXPECT_GE(WorkerCount(), 1u);
+  // Invalid values are ignored (the CLI refuses them through ThreadsFromEnv).
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (const char* bad : {"0", "9999", "12abc", "-3", "99999999999999999999"}) {
+    ::setenv("DLSYS_THREADS", bad, 1);
+    EXPECT_EQ(WorkerCount(), cores) << bad;
+    EXPECT_FALSE(ThreadsFromEnv()) << bad;
+  }
+  ::setenv("DLSYS_THREADS", "", 1);
+  EXPECT_EQ(ThreadsFromEnv().value(), std::nullopt);
+  ::setenv("DLSYS_THREADS", "256", 1);
+  EXPECT_EQ(ThreadsFromEnv().value(), 256u);
   if (old) ::setenv("DLSYS_THREADS", saved.c_str(), 1); else ::unsetenv("DLSYS_THREADS");
 }
 

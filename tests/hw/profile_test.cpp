@@ -134,15 +134,69 @@ struct BadProfile {
   const char* field;  // must appear in the message
 };
 
-// yaml-cpp's parser recurses per level: absurd nesting is refused before it can overflow the stack.
+// yaml-cpp's parser recurses per level: the converter stops it at the first level too deep,
+// before it can overflow the stack, whatever the nesting looks like.
 TEST(ProfileTest, AbsurdNestingIsRefusedNotCrashed) {
-  for (const std::string& text : {"memory: " + std::string(100000, '['),
-                                  "{\"gpus\": " + std::string(100000, '[')}) {
+  std::string dashes = "gpus:\n  ";
+  for (int i = 0; i < 100000; ++i) dashes += "- ";
+  std::string indented = "runtime:\n";
+  for (int i = 0; i < 100000; ++i) indented += std::string(1 + i % 100, ' ') + "k:\n";
+  for (const std::string& text :
+       {"memory: " + std::string(100000, '[') + std::string(100000, ']'),
+        "{\"gpus\": " + std::string(100000, '['), dashes + "x\n", indented}) {
     auto p = ParseProfile(text, "deep.yaml");
     ASSERT_FALSE(p.has_value());
     EXPECT_EQ(p.error().code, Code::kInvalid);
-    EXPECT_NE(p.error().message.find("nesting deeper than"), std::string::npos) << p.error().message;
+    EXPECT_NE(p.error().message.find("nesting deeper than 64 levels"), std::string::npos)
+        << p.error().message;
   }
+  // Unterminated: yaml-cpp reads "[[" as a list holding a map keyed by a list; refused too.
+  auto p = ParseProfile("memory: " + std::string(100000, '['), "deep.yaml");
+  ASSERT_FALSE(p.has_value());
+  EXPECT_EQ(p.error().code, Code::kInvalid);
+  EXPECT_EQ(p.error().message.rfind("deep.yaml: ", 0), 0u) << p.error().message;
+}
+
+TEST(ProfileTest, DuplicateKeysAreRejectedInYamlAndJson) {
+  for (const char* text :
+       {"name: a\nname: b\n", "cpu: {cores: 4, cores: 8}\n", "gpus:\n  - name: a\n    name: b\n",
+        R"({"name": "a", "name": "b"})", R"({"memory": {"total": 1, "total": 2}})",
+        R"({"gpus": [{"memory": 1, "memory": 2}]})"}) {
+    auto p = ParseProfile(text, "t.yaml");
+    ASSERT_FALSE(p.has_value()) << text;
+    EXPECT_EQ(p.error().code, Code::kInvalid);
+    const std::string& msg = p.error().message;
+    EXPECT_TRUE(msg.find("appears twice") != std::string::npos ||
+                msg.find("duplicate key") != std::string::npos)
+        << msg;
+  }
+  auto p = ParseProfile(R"({"memory": {"total": 1, "total": 2}})", "t.json");
+  ASSERT_FALSE(p.has_value());
+  EXPECT_EQ(p.error().message, "t.json: duplicate key 'total' at byte 24");
+}
+
+TEST(ProfileTest, TextMustBeUtf8AndSizesExact) {
+  auto p = ParseProfile("name: \"caf\xC3\"\n", "t.yaml");
+  ASSERT_FALSE(p.has_value());
+  EXPECT_EQ(p.error().message, "t.yaml: invalid UTF-8 at byte 10");
+  p = ParseProfile("{\"name\": \"\xFF\"}", "t.json");
+  ASSERT_FALSE(p.has_value());
+  EXPECT_EQ(p.error().message, "t.json: invalid UTF-8 at byte 10");
+  // Sizes beyond 2^53 - 1 bytes are refused in every form (JSON would not carry them).
+  for (const char* text : {"memory: {total: 18446744073709551615}\n",
+                           "memory: {total: 9007199254740992}\n", "memory: {total: 16 EiB}\n",
+                           "memory: {total: 16777216 TiB}\n",
+                           R"({"memory": {"total": 9007199254740992}})"}) {
+    p = ParseProfile(text, "t.yaml");
+    ASSERT_FALSE(p.has_value()) << text;
+    EXPECT_EQ(p.error().code, Code::kInvalid);
+  }
+  p = ParseProfile("memory: {total: 9007199254740991}\n");
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(p->memory_total_bytes, 9007199254740991u);
+  p = ParseProfile("gpus: [{compute_capability: 18446744073709551615}]\n");
+  ASSERT_FALSE(p.has_value());
+  EXPECT_NE(p.error().message.find("gpus[0].compute_capability"), std::string::npos);
 }
 
 TEST(ProfileTest, MalformedProfilesNameTheField) {

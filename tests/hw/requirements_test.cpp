@@ -36,7 +36,7 @@ TEST(RequirementsTest, ParsesSpecFormWithUnits) {
   EXPECT_EQ(r->max_batch_size, 64);
   EXPECT_FALSE(r->measured.has_value());
   EXPECT_EQ(RequirementsToJson(*r),
-            R"({"cpu_features":["avx2","fma"],"device":"cuda","latency_budget_ms":10.0,)"
+            R"({"cpu_features":["avx2","fma"],"device":"cuda","latency_budget_ms":10,)"
             R"("max_batch_size":64,"min_gpu_compute_capability":"8.6",)"
             R"("min_gpu_memory_bytes":17179869184,"min_memory_bytes":2147483648})");
 }
@@ -113,6 +113,74 @@ TEST(RequirementsTest, RejectsMalformedFieldsNamingThem) {
     EXPECT_NE(r.error().message.find(needle), std::string::npos)
         << json << " -> " << r.error().message;
   }
+}
+
+TEST(RequirementsTest, ParsingIsStrict) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"device": "cpu", "device": "cuda"})", "requirements: duplicate key 'device' at byte 18"},
+      {R"({"measured": {"threads": 1, "threads": 2}})", "duplicate key 'threads'"},
+      {"{\"device\": \"cp\xC3\"}", "requirements: invalid UTF-8 at byte 14"},
+      {R"({"min_memory_bytes": 18446744073709551615})", "integer 18446744073709551615"},
+      {R"({"min_memory_bytes": 9007199254740992})", "integer 9007199254740992"},
+      {R"({"min_memory": "16777216 TiB"})", "field 'min_memory'"},
+      {R"({"latency_budget_ms": 1e400})", "is not finite"},
+      {R"({"device": "cpu"} {})", "not valid JSON"},
+      {"{\"cpu_features\": " + std::string(100, '['), "nesting deeper than 16 levels"},
+      {R"({"cpu_features": [")" + std::string(65, 'a') + R"("]})", "field 'cpu_features[0]'"},
+  };
+  for (const auto& [json, needle] : cases) {
+    auto r = ParseRequirements(json);
+    ASSERT_FALSE(r.has_value()) << json;
+    EXPECT_EQ(r.error().code, Code::kInvalid) << json;
+    EXPECT_NE(r.error().message.find(needle), std::string::npos)
+        << json << " -> " << r.error().message;
+  }
+  std::string big = R"({"cpu_features": [)";
+  for (std::size_t i = 0; i <= kMaxCpuFeatures; ++i) big += (i ? ",\"f" : "\"f") + std::to_string(i) + "\"";
+  big += "]}";
+  auto r = ParseRequirements(big);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("at most 1024 strings"), std::string::npos) << r.error().message;
+  r = ParseRequirements(std::string(kMaxRequirementsBytes + 1, ' '));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("more than the limit"), std::string::npos);
+}
+
+TEST(RequirementsTest, RequirementsToJsonIsCanonical) {
+  Requirements r;
+  r.latency_budget_ms = 1e-7;
+  r.measured = Measured{};
+  r.measured->forward_latency_ms = 0.5;
+  r.measured->machine = "caf\xC3\xA9 \"quoted\"";
+  EXPECT_EQ(RequirementsToJson(r),
+            R"({"device":"cpu","latency_budget_ms":1e-7,"measured":{"example":"",)"
+            R"("forward_latency_ms":0.5,"forward_runs":0,"machine":"caf)"
+            "\xC3\xA9"
+            R"( \"quoted\"","peak_memory_bytes":0,"threads":0,"weights_bytes":0}})");
+}
+
+TEST(WeightBytesTest, SumsBothGroupsWithoutWrapping) {
+  runtime::ModelSummary s;
+  s.parameters.bytes_by_dtype = {{"float32", 40}, {"float16", 2}};
+  s.buffers.bytes_by_dtype = {{"int64", 24}};
+  EXPECT_EQ(WeightBytes(s), 66u);
+  // Three INT64_MAX values wrap to 2^63 - 3 in 64-bit arithmetic; the checked sum saturates.
+  s.parameters.bytes_by_dtype = {{"float32", INT64_MAX}, {"float16", INT64_MAX}};
+  s.buffers.bytes_by_dtype = {{"int64", INT64_MAX}};
+  EXPECT_EQ(WeightBytes(s), UINT64_MAX);
+  // ... so the memory check fails instead of passing.
+  manifest::Manifest m;
+  m.model = s;
+  TargetProfile huge;
+  huge.memory_total_bytes = std::uint64_t{1} << 62;
+  auto rows = CheckTarget(m, Requirements{}, huge);
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0].check, "memory");
+  EXPECT_EQ(rows[0].status, Status::kFail) << rows[0].message;
+  // Negative entries (impossible after manifest::Parse) count as nothing.
+  s.parameters.bytes_by_dtype = {{"float32", -5}};
+  s.buffers.bytes_by_dtype = {};
+  EXPECT_EQ(WeightBytes(s), 0u);
 }
 
 // ---- CheckTarget ----------------------------------------------------------------------------

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/internal/json.h"
+#include "manifest/internal/yaml_json.h"
 #include "test_tmp.h"
 
 namespace dlsys::manifest {
@@ -60,7 +62,7 @@ hyperparameters:
   neg: -3
 )");
   EXPECT_EQ(s.hyperparameters_json,
-            R"({"exp":1e-05,"float":1.5,"int":1,"neg":-3,"no":false,"nothing":null,)"
+            R"({"exp":0.00001,"float":1.5,"int":1,"neg":-3,"no":false,"nothing":null,)"
             R"("null_word":null,"quoted_bool":"true","quoted_num":"1.0","single":"2",)"
             R"("word":"adam","yes":true})");
 }
@@ -228,12 +230,76 @@ TEST(SpecTest, ExplicitShapeMayReshapeData) {
 }
 
 TEST(SpecTest, RaggedListsAreRejected) {
-  for (const char* data : {"[[1, 2], [3]]", "[[1, 2], 3]", "[[[1], [2]], [[3], [4, 5]]]"}) {
+  for (const char* data : {"[[1, 2], [3]]", "[[1, 2], 3]", "[[[1], [2]], [[3], [4, 5]]]",
+                           "[1, [2, 3]]", "[1, []]", "[[], [1]]", "[[1], [[2]]]"}) {
     const Error e = MustFail(std::string("examples: [{inputs: {x: {data: ") + data + "}}}]\n");
-    EXPECT_EQ(e.code, Code::kInvalid);
+    EXPECT_EQ(e.code, Code::kInvalid) << data;
     EXPECT_HAS(e.message, "ragged");
-    EXPECT_HAS(e.message, "examples[0].inputs.x.data");
+    EXPECT_HAS(e.message, "dlsys.yaml field 'examples[0].inputs.x.data'");
   }
+  // The message says which element and why, against the shape of the first elements.
+  EXPECT_EQ(MustFail("examples: [{inputs: {x: {data: [1, [2, 3]]}}}]\n").message,
+            "dlsys.yaml field 'examples[0].inputs.x.data': nested lists are ragged: element [1] "
+            "is a list of 2, expected a number (the first elements give the shape [2])");
+  EXPECT_EQ(MustFail("examples: [{inputs: {x: {data: [[1, 2], 3]}}}]\n").message,
+            "dlsys.yaml field 'examples[0].inputs.x.data': nested lists are ragged: element [1] "
+            "is 3, expected a list of 2 (the first elements give the shape [2, 2])");
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {data: [[1, 2], [3, 4], [5]]}}}]\n").message,
+             "element [2] is a list of 1, expected a list of 2");
+}
+
+TEST(SpecTest, RegularNestedListsGiveTheirShape) {
+  const Spec s = MustParse(R"(
+examples:
+  - name: shapes
+    inputs:
+      a: {data: [[[1, 2, 3], [4, 5, 6]]]}
+      b: {data: []}
+      c: {data: [[], []]}
+)");
+  ASSERT_EQ(s.examples.size(), 1u);
+  ASSERT_EQ(s.examples[0].inputs.size(), 3u);
+  EXPECT_EQ(s.examples[0].inputs[0].tensor.shape, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(s.examples[0].inputs[0].bytes, LittleEndian<float>({1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(s.examples[0].inputs[1].tensor.shape, (std::vector<std::int64_t>{0}));
+  EXPECT_EQ(s.examples[0].inputs[2].tensor.shape, (std::vector<std::int64_t>{2, 0}));
+  EXPECT_TRUE(s.examples[0].inputs[2].bytes.empty());
+  // At most 16 dimensions.
+  const std::string deep = std::string(17, '[') + "1" + std::string(17, ']');
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {data: " + deep + "}}}]\n").message,
+             "more than 16 nested lists");
+}
+
+TEST(SpecTest, IntegerDataIsRangeCheckedExactly) {
+  // 2^63 is not an int64, although as a double it equals INT64_MAX as a double.
+  const Error e = MustFail(
+      "examples: [{inputs: {x: {dtype: int64, data: [9223372036854775808]}}}]\n");
+  EXPECT_HAS(e.message, "field 'examples[0].inputs.x.data'");
+  EXPECT_HAS(e.message, "is not a valid int64 value");
+  const Spec s = MustParse(
+      "examples: [{inputs: {x: {dtype: int64, data: [9223372036854775807, "
+      "-9223372036854775808]}}}]\n");
+  ASSERT_EQ(s.examples.size(), 1u);
+  EXPECT_EQ(s.examples[0].inputs[0].bytes,
+            LittleEndian<std::int64_t>({INT64_MAX, INT64_MIN}));
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: uint8, data: [256]}}}]\n").message,
+             "256 is not a valid uint8 value");
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: int8, data: [-129]}}}]\n").message,
+             "-129 is not a valid int8 value");
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: int32, data: [1.5]}}}]\n").message,
+             "1.5 is not a valid int32 value");
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {data: [1.0e39]}}}]\n").message,
+             "is outside the range of float32");
+}
+
+TEST(SpecTest, ExampleSizeArithmeticCannotWrap) {
+  // 2^40 * 2^40 * 2^40 * 4 bytes wraps to 0 in 64 bits, matching no data at all.
+  const Error e = MustFail(
+      "examples: [{inputs: {x: {shape: [1099511627776, 1099511627776, 1099511627776], "
+      "data: []}}}]\n");
+  EXPECT_EQ(e.code, Code::kInvalid);
+  EXPECT_HAS(e.message, "field 'examples[0].inputs.x'");
+  EXPECT_HAS(e.message, "needs more than 2^64 bytes");
 }
 
 TEST(SpecTest, NonNumericDataIsRejected) {
@@ -426,6 +492,97 @@ TEST(SpecTest, EmptyDocumentIsAnEmptySpec) {
 
 TEST(SpecTest, NonMapDocumentIsRejected) {
   EXPECT_HAS(MustFail("- a\n- b\n").message, "'(root)'");
+}
+
+TEST(SpecTest, JsonSpecsAreStrictToo) {
+  const Error dup = MustFail(R"({"name": "a", "owner": "x", "name": "b"})");
+  EXPECT_EQ(dup.code, Code::kInvalid);
+  EXPECT_EQ(dup.message, "dlsys.yaml: duplicate key 'name' at byte 28");
+  EXPECT_HAS(MustFail(R"({"hyperparameters": {"lr": 1, "lr": 2}})").message,
+             "duplicate key 'lr'");
+  EXPECT_HAS(MustFail("{\"name\": \"caf\xC3\"}").message, "dlsys.yaml: invalid UTF-8 at byte 13");
+  EXPECT_HAS(MustFail(R"({"hyperparameters": {"seed": 9007199254740993}})").message,
+             "integer 9007199254740993");
+  EXPECT_HAS(MustFail("{\"hyperparameters\": " + std::string(100000, '[')).message,
+             "nesting deeper than 64 levels");
+  EXPECT_EQ(MustParse(R"({"name": "a", "version": "1.0.0"})").name, "a");
+}
+
+TEST(SpecTest, YamlMustBeUtf8WithoutControlCharacters) {
+  EXPECT_EQ(MustFail("name: a\nowner: \"caf\xC3\"\n").message, "dlsys.yaml: invalid UTF-8 at byte 19");
+  EXPECT_EQ(MustFail("name: \xED\xA0\x80\n").message, "dlsys.yaml: invalid UTF-8 at byte 6");
+  EXPECT_EQ(MustFail("caf\xC3\xA9: \xF4\x90\x80\x80\n").message,
+            "dlsys.yaml: invalid UTF-8 at byte 7");
+  EXPECT_EQ(MustFail(std::string("name: a\0b\n", 10)).message,
+            "dlsys.yaml: control character 0x00 at byte 7");
+  EXPECT_EQ(MustFail("name: \x1b[31mred\n").message, "dlsys.yaml: control character 0x1b at byte 6");
+  EXPECT_EQ(MustParse("description: \"caf\xC3\xA9\\ttab\"\n").description, "caf\xC3\xA9\ttab");
+}
+
+TEST(SpecTest, FreeMapsMustFitCanonicalJson) {
+  const Error e = MustFail("hyperparameters: {seed: 9007199254740993}\n");
+  EXPECT_EQ(e.code, Code::kInvalid);
+  EXPECT_HAS(e.message, "dlsys.yaml field 'hyperparameters'");
+  EXPECT_HAS(e.message, "9007199254740993");
+  EXPECT_HAS(e.message, "/seed");
+  EXPECT_HAS(MustFail("metrics: {big: 1.0e17}\n").message, "dlsys.yaml field 'metrics'");
+  EXPECT_EQ(MustParse("metrics: {big: 1.0e21, seed: 9007199254740991}\n").metrics_json,
+            R"({"big":1e+21,"seed":9007199254740991})");
+}
+
+TEST(SpecTest, NumbersOutOfRangeAreRejected) {
+  EXPECT_HAS(MustFail("hyperparameters: {x: 1.0e400}\n").message, "number 1.0e400 is out of range");
+  EXPECT_HAS(MustFail("hyperparameters: {x: 99999999999999999999}\n").message,
+             "dlsys.yaml: line 1, column 22: number 99999999999999999999 is out of range");
+}
+
+TEST(SpecTest, OnlyOneDocument) {
+  EXPECT_HAS(MustFail("name: a\n---\nname: b\n").message, "more than one YAML document");
+  EXPECT_HAS(MustFail("name: a\n---\n").message, "more than one YAML document");
+  EXPECT_HAS(MustFail("name: a\n---\n- [1\n").message, "dlsys.yaml: ");
+  EXPECT_EQ(MustParse("---\nname: a\n...\n").name, "a");
+}
+
+// yaml-cpp's parser recurses per nesting level: the converter stops it at the first level too
+// deep, whatever the nesting looks like.
+TEST(SpecTest, DeepBlockNestingIsRefusedNotCrashed) {
+  std::string dashes = "hyperparameters:\n  a:\n    ";
+  for (int i = 0; i < 100000; ++i) dashes += "- ";
+  dashes += "x\n";
+  EXPECT_HAS(MustFail(dashes).message, "nesting deeper than 64 levels");
+
+  std::string top_dashes;
+  for (int i = 0; i < 100000; ++i) top_dashes += "- ";
+  EXPECT_HAS(MustFail(top_dashes + "x\n").message, "nesting deeper than 64 levels");
+
+  // Lines of ever deeper indentation (as deep as the 16 MiB limit allows).
+  std::string maps = "hyperparameters:\n";
+  for (int i = 0; i < 5000; ++i) maps += std::string(i + 1, ' ') + "k:\n";
+  EXPECT_HAS(MustFail(maps).message, "nesting deeper than 64 levels");
+  std::string seqs;
+  for (int i = 0; i < 5000; ++i) seqs += std::string(i, ' ') + "-\n";
+  EXPECT_HAS(MustFail(seqs).message, "nesting deeper than 64 levels");
+
+  // 100,000 lines of increasing indentation, one column at a time, cycled to stay in bounds.
+  std::string lines = "hyperparameters:\n";
+  for (int i = 0; i < 100000; ++i) lines += std::string(1 + i % 100, ' ') + "k" + std::to_string(i) + ":\n";
+  EXPECT_HAS(MustFail(lines).message, "nesting deeper than 64 levels");
+}
+
+TEST(YamlToJsonTest, EnforcesTheLimits) {
+  using internal::YamlToJsonValue;
+  // Values: the map, the list, 1, 2, 3 and x.
+  auto r = YamlToJsonValue("a: [1, 2, 3]\nb: x\n", "t.yaml", core::JsonLimits{100, 64, 6});
+  ASSERT_TRUE(r) << r.error().message;
+  r = YamlToJsonValue("a: [1, 2, 3]\nb: x\nc: y\n", "t.yaml", core::JsonLimits{100, 64, 6});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "t.yaml: line 3, column 4: more than 6 values");
+  r = YamlToJsonValue("a: [[1]]\n", "t.yaml", core::JsonLimits{100, 2, 100});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "t.yaml: line 1, column 5: nesting deeper than 2 levels");
+  r = YamlToJsonValue("a: 1\n", "t.yaml", core::JsonLimits{4, 64, 100});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "t.yaml: 5 bytes is more than the limit of 4 bytes");
 }
 
 TEST(SpecTest, DuplicateKeyIsRejectedWithLine) {

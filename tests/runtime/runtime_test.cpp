@@ -369,6 +369,32 @@ TEST(RuntimeTest, RandomDriftsWithinScale) {
   EXPECT_NE(a, b) << "two runs of the random fixture gave identical outputs";
 }
 
+// Operators() lists the interpreter's own node kinds (interned prim:: symbols) next to the
+// registered operators, but no other interned symbols.
+TEST(RuntimeTest, OperatorsListPrimNodeKinds) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  std::vector<std::string> ops = runtime->Operators();
+  EXPECT_TRUE(std::is_sorted(ops.begin(), ops.end()));
+  EXPECT_EQ(std::adjacent_find(ops.begin(), ops.end()), ops.end()) << "duplicates";
+  auto has = [&](const std::string& name) {
+    return std::binary_search(ops.begin(), ops.end(), name);
+  };
+  for (const char* prim :
+       {"prim::Constant", "prim::GetAttr", "prim::SetAttr", "prim::If", "prim::Loop",
+        "prim::CallMethod", "prim::CallFunction", "prim::TupleConstruct", "prim::ListConstruct",
+        "prim::DictConstruct", "prim::Return", "prim::Param"}) {
+    EXPECT_TRUE(has(prim)) << prim;
+  }
+  EXPECT_TRUE(has("aten::linear"));  // a registered operator
+  // Interned, but names of attributes ("attr::value"), scopes and namespaces.
+  for (const std::string& op : ops) {
+    for (const char* prefix : {"attr::", "scope::", "namespaces::", "dimname::"}) {
+      EXPECT_NE(op.rfind(prefix, 0), 0u) << op;
+    }
+  }
+}
+
 TEST(RuntimeTest, MaxFileFormatVersionCoversLoadedModels) {
   Runtime* runtime = Rt();
   ASSERT_NE(runtime, nullptr);
@@ -407,6 +433,7 @@ INSTANTIATE_TEST_SUITE_P(
                       std::vector<std::string>{"random", "--scale", "1e-9"},
                       std::vector<std::string>{"big", "--weight-bytes", "4096"},
                       std::vector<std::string>{"two_inputs"}, std::vector<std::string>{"dict_out"},
+                      std::vector<std::string>{"dict_unsorted"},
                       std::vector<std::string>{"failing"}),
     [](const ::testing::TestParamInfo<std::vector<std::string>>& info) {
       return info.param.front();
@@ -513,6 +540,22 @@ TEST(RuntimeTest, DictOutputsNamedByKey) {
   EXPECT_EQ((*out)[1].name, "neg");
   EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{2, -4}));
   EXPECT_EQ(Values<float>((*out)[1]), (std::vector<float>{-1, 2}));
+}
+
+// Dict outputs follow the dict's insertion order, not sorted order: golden outputs are paired
+// with outputs by position, so sorting would pair them with the wrong tensors.
+TEST(RuntimeTest, DictOutputsKeepDictOrder) {
+  std::unique_ptr<Model> model = LoadKind("dict_unsorted");
+  ASSERT_NE(model, nullptr);
+  Result<std::vector<Tensor>> out = model->Run("forward", {F32("x", {3}, {1, -2, 0.5})});
+  ASSERT_TRUE(out) << out.error().message;
+  std::vector<std::string> names;
+  for (const Tensor& tensor : *out) names.push_back(tensor.name);
+  ASSERT_EQ(names, (std::vector<std::string>{"zeta", "alpha"}));
+  EXPECT_EQ((*out)[0].dtype, DType::kFloat32);
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{3}));
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{2, -4, 1}));    // 2x
+  EXPECT_EQ(Values<float>((*out)[1]), (std::vector<float>{2, -1, 1.5}));  // x + 1
 }
 
 TEST(RuntimeTest, FailingModelIsInvalidWithItsMessage) {

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/encoding.h"
 #include "signing/digest.h"
@@ -402,9 +404,23 @@ TEST(DsseTest, OpensslCliVerifiesOurSignature) {
   EXPECT_NE(std::system(cmd.c_str()), 0);
 }
 
+// A well-formed key id and signature for hand-written envelopes.
+const std::string kKeyA(64, 'a');
+const std::string kKeyB(64, 'b');
+const std::string kSig64 = core::Base64Encode(AsBytes(std::string(64, '\0')));
+
+std::string Sig(const std::string& keyid, const std::string& sig = kSig64) {
+  return R"({"keyid":")" + keyid + R"(","sig":")" + sig + R"("})";
+}
+std::string Env(const std::string& signatures, const std::string& payload = "aGk=",
+                const std::string& type = "t") {
+  return R"({"payload":")" + payload + R"(","payloadType":")" + type + R"(","signatures":[)" +
+         signatures + "]}";
+}
+
 struct MalformedCase {
-  const char* json;
-  const char* expected;  // substring of the message
+  std::string json;
+  std::string expected;  // substring of the message
 };
 
 class ParseEnvelopeMalformedTest : public ::testing::TestWithParam<MalformedCase> {};
@@ -438,30 +454,110 @@ INSTANTIATE_TEST_SUITE_P(
                       "field 'signatures' is not an array"},
         MalformedCase{R"({"payload":"","payloadType":"t","signatures":[5]})",
                       "field 'signatures[0]' is not an object"},
-        MalformedCase{R"({"payload":"","payloadType":"t","signatures":[{"keyid":""}]})",
-                      "field 'signatures[0].sig' is missing"},
-        MalformedCase{R"({"payload":"","payloadType":"t","signatures":[{"keyid":"","sig":1}]})",
+        MalformedCase{Env(R"({"keyid":")" + kKeyA + R"("})"), "field 'signatures[0].sig' is missing"},
+        MalformedCase{Env(R"({"keyid":")" + kKeyA + R"(","sig":1})"),
                       "field 'signatures[0].sig' is not a string"},
-        MalformedCase{
-            R"({"payload":"","payloadType":"t","signatures":[{"keyid":"","sig":"AA=="},{"keyid":"","sig":"@@"}]})",
-            "field 'signatures[1].sig' is not valid base64"},
-        MalformedCase{R"({"payload":"","payloadType":"t","signatures":[{"sig":"AA=="}]})",
-                      "field 'signatures[0].keyid' is missing"},
-        MalformedCase{R"({"payload":"","payloadType":"t","signatures":[{"keyid":7,"sig":"AA=="}]})",
-                      "field 'signatures[0].keyid' is not a string"}));
+        MalformedCase{Env(Sig(kKeyA) + "," + Sig(kKeyB, "@@")),
+                      "field 'signatures[1].sig' is not valid base64"},
+        MalformedCase{Env(R"({"sig":")" + kSig64 + R"("})"), "field 'signatures[0].keyid' is missing"},
+        MalformedCase{Env(R"({"keyid":7,"sig":")" + kSig64 + R"("})"),
+                      "field 'signatures[0].keyid' is not a string"},
+        // Exact key sets.
+        MalformedCase{R"({"payload":"","payloadType":"t","signatures":[],"x":1})",
+                      "field 'x' is not a known field (known: payload, payloadType, signatures)"},
+        MalformedCase{Env(R"({"keyid":")" + kKeyA + R"(","note":"","sig":")" + kSig64 + R"("})"),
+                      "field 'signatures[0].note' is not a known field (known: keyid, sig)"},
+        // Key ids: 64 lower-case hex, distinct.
+        MalformedCase{Env(Sig("")), "field 'signatures[0].keyid' is not a key id"},
+        MalformedCase{Env(Sig(std::string(64, 'A'))), "field 'signatures[0].keyid' is not a key id"},
+        MalformedCase{Env(Sig(std::string(63, 'a'))), "field 'signatures[0].keyid' is not a key id"},
+        MalformedCase{Env(Sig(kKeyA) + "," + Sig(kKeyA)),
+                      "field 'signatures[1].keyid': key aaaaaaaaaaaaaaaa\xE2\x80\xA6 signs twice"},
+        // Signatures: canonical base64 of exactly 64 bytes.
+        MalformedCase{Env(Sig(kKeyA, "AA==")), "field 'signatures[0].sig' holds 1 bytes"},
+        MalformedCase{Env(Sig(kKeyA, core::Base64Encode(AsBytes(std::string(65, 'x'))))),
+                      "holds 65 bytes; an Ed25519 signature has 64"},
+        MalformedCase{Env(Sig(kKeyA, kSig64.substr(0, 86))),  // padding dropped
+                      "field 'signatures[0].sig' is not valid base64"},
+        MalformedCase{Env(Sig(kKeyA, kSig64.substr(0, 85) + "B==")),  // non-zero padding bits
+                      "field 'signatures[0].sig' is not valid base64"},
+        MalformedCase{Env(Sig(kKeyA), "aGk=", std::string(kMaxPayloadTypeBytes + 1, 't')),
+                      "field 'payloadType' is longer than 256 bytes"}));
 
-TEST(DsseTest, ParseAcceptsEmptyKeyIdAndNoSignatures) {
-  auto env = ParseEnvelope(
-      R"({"payload":"aGk=","payloadType":"t","signatures":[{"keyid":"","sig":"AA=="}]})");
+TEST(DsseTest, ParseRefusesNonCanonicalBase64Payload) {
+  for (const char* payload : {"aGl=", "aG k=", "aGk", "aGk=\\n", "aGk=="}) {
+    auto env = ParseEnvelope(Env("", payload));
+    ASSERT_FALSE(env.has_value()) << payload;
+    EXPECT_NE(env.error().message.find("field 'payload' is not valid base64"), std::string::npos)
+        << env.error().message;
+  }
+}
+
+TEST(DsseTest, ParseAcceptsNoSignatures) {
+  auto unsigned_env = ParseEnvelope(R"({"payload":"","payloadType":"t","signatures":[]})");
+  ASSERT_TRUE(unsigned_env.has_value()) << unsigned_env.error().message;
+  EXPECT_TRUE(unsigned_env->signatures.empty());
+  auto env = ParseEnvelope(Env(Sig(kKeyA) + "," + Sig(kKeyB)));
   ASSERT_TRUE(env.has_value()) << env.error().message;
   EXPECT_EQ(env->payload, "hi");
-  ASSERT_EQ(env->signatures.size(), 1u);
-  EXPECT_EQ(env->signatures[0].keyid, "");
-  EXPECT_EQ(env->signatures[0].sig, std::string(1, '\0'));
+  ASSERT_EQ(env->signatures.size(), 2u);
+  EXPECT_EQ(env->signatures[1].keyid, kKeyB);
+  EXPECT_EQ(env->signatures[1].sig, std::string(64, '\0'));
+}
 
-  auto unsigned_env = ParseEnvelope(R"({"payload":"","payloadType":"t","signatures":[]})");
-  ASSERT_TRUE(unsigned_env.has_value());
-  EXPECT_TRUE(unsigned_env->signatures.empty());
+TEST(DsseTest, ParseRefusesTooManySignatures) {
+  std::string sigs;
+  for (std::size_t i = 0; i <= kMaxSignatures; ++i) {
+    sigs += (i ? "," : "") + Sig(std::string(63, 'a') + "0123456789"[i]);
+  }
+  auto env = ParseEnvelope(Env(sigs));
+  ASSERT_FALSE(env.has_value());
+  EXPECT_EQ(env.error().message,
+            "signature envelope: field 'signatures' has 9 signatures, more than the limit of 8");
+  // Hundreds of thousands of keyless signatures are refused before any of them is looked at.
+  std::string many;
+  for (int i = 0; i < 300000; ++i) many += i ? R"(,{"keyid":"","sig":""})" : R"({"keyid":"","sig":""})";
+  env = ParseEnvelope(Env(many));
+  ASSERT_FALSE(env.has_value());
+  EXPECT_NE(env.error().message.find("more than"), std::string::npos) << env.error().message;
+}
+
+TEST(DsseTest, ParseRefusesNonCanonicalEnvelopes) {
+  const std::string canonical = Env(Sig(kKeyA));
+  ASSERT_TRUE(ParseEnvelope(canonical).has_value());
+  for (const std::string& text : {
+           " " + canonical,
+           canonical + "\n",
+           R"({"payloadType":"t","payload":"aGk=","signatures":[)" + Sig(kKeyA) + "]}",
+           Env(R"({"sig":")" + kSig64 + R"(","keyid":")" + kKeyA + R"("})"),
+           Env(Sig(kKeyA), "aGk=", "\\u0074"),
+           R"({"payload": "aGk=","payloadType":"t","signatures":[)" + Sig(kKeyA) + "]}"}) {
+    const auto byte =
+        std::mismatch(text.begin(), text.end(), canonical.begin(), canonical.end()).first -
+        text.begin();
+    auto env = ParseEnvelope(text);
+    ASSERT_FALSE(env.has_value()) << text;
+    EXPECT_EQ(env.error().message,
+              "signature envelope is not in canonical form (RFC 8785) at byte " +
+                  std::to_string(byte))
+        << text;
+  }
+  // Duplicate keys are refused by the JSON reader, before anything else.
+  auto dup = ParseEnvelope(R"({"payload":"aGk=","payload":"","payloadType":"t","signatures":[]})");
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().message, "signature envelope: duplicate key 'payload' at byte 18");
+}
+
+TEST(DsseTest, SignEnvelopeWritesWhatParseAccepts) {
+  PrivateKey key = NewKey();
+  auto json = SignEnvelope(key, "application/vnd.dlsys.manifest.v1+json", "{\"a\":1}");
+  ASSERT_TRUE(json.has_value()) << json.error().message;
+  auto env = ParseEnvelope(*json);
+  ASSERT_TRUE(env.has_value()) << env.error().message;
+  EXPECT_FALSE(SignEnvelope(key, std::string(kMaxPayloadTypeBytes + 1, 't'), "x").has_value());
+  auto bad_type = SignEnvelope(key, "caf\xC3", "x");
+  ASSERT_FALSE(bad_type.has_value());
+  EXPECT_EQ(bad_type.error().code, Code::kInvalid);
 }
 
 TEST(DsseTest, ParseRefusesHugeInput) {
@@ -611,16 +707,27 @@ TEST_F(CheckEnvelopeTest, SecondSignatureTrusted) {
   EXPECT_EQ(check.key_id, trusted_.Public().KeyId());
 }
 
-TEST_F(CheckEnvelopeTest, SignatureWithoutKeyIdTriesTrustedKeys) {
+// A signature is checked only against the trusted key its keyid names: no "try every key".
+TEST_F(CheckEnvelopeTest, SignatureWithoutKeyIdIsNotChecked) {
   Envelope env = SignedBy(trusted_, "manifest");
   env.signatures[0].keyid.clear();
   EnvelopeCheck check = CheckEnvelope(env, store_);
-  EXPECT_TRUE(check.signed_by_trusted) << check.problem;
-  EXPECT_EQ(check.key_id, trusted_.Public().KeyId());
+  EXPECT_FALSE(check.signed_by_trusted);
+  EXPECT_EQ(check.problem,
+            "signed without a key id (dlsys checks a signature only against the trusted key its "
+            "keyid names)");
+}
 
-  Envelope strange = SignedBy(stranger_, "manifest");
-  strange.signatures[0].keyid.clear();
-  EXPECT_FALSE(CheckEnvelope(strange, store_).signed_by_trusted);
+TEST_F(CheckEnvelopeTest, TrustedSignatureUnderAnotherKeysIdDoesNotCount) {
+  // The trusted key's signature, labelled with a different (also trusted) key's id: that key
+  // is the only one tried, and it does not verify.
+  PrivateKey other = NewKey();
+  store_.Add(other.Public());
+  Envelope env = SignedBy(trusted_, "manifest");
+  env.signatures[0].keyid = other.Public().KeyId();
+  EnvelopeCheck check = CheckEnvelope(env, store_);
+  EXPECT_FALSE(check.signed_by_trusted);
+  EXPECT_NE(check.problem.find("does not verify"), std::string::npos) << check.problem;
 }
 
 TEST_F(CheckEnvelopeTest, ForgedKeyIdDoesNotVerify) {

@@ -15,8 +15,9 @@ namespace dlsys::hw::internal {
 using manifest::internal::Json;
 using manifest::internal::Reader;
 
-// obj[key] as a byte count: a non-negative integer or a string such as "4 GiB". nullopt when
-// absent or null. kInvalid naming path.key otherwise.
+// obj[key] as a byte count: a non-negative integer or a string such as "4 GiB", at most
+// 2^53 - 1 (what canonical JSON carries). nullopt when absent or null. kInvalid naming
+// path.key otherwise.
 [[nodiscard]] Result<std::optional<std::uint64_t>> ReadSize(const Reader& reader, const Json& obj,
                                                             const std::string& path,
                                                             const char* key);
