@@ -257,7 +257,12 @@ bool NeedsQuotes(const std::string& s) {
   static const std::regex kNonString(
       R"(^([-+]?[0-9]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|~|null|Null|NULL|)"
       R"(true|True|TRUE|false|False|FALSE|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))?$)");
-  return std::regex_match(s, kNonString) || s.front() == ' ' || s.back() == ' ';
+  // Control characters (a stray \r from a Windows file) would be written raw in a plain scalar
+  // and read back as line breaks: double quotes make the emitter escape them.
+  const bool control = std::any_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  return control || std::regex_match(s, kNonString) || s.front() == ' ' || s.back() == ' ';
 }
 
 void Emit(YAML::Emitter& out, const OJson& j) {

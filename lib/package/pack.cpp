@@ -243,6 +243,16 @@ Result<PackResult> Pack(const PackOptions& o) {
     extra_files.push_back(std::move(content));
   }
 
+  {
+    // Collisions among the names known before the model runs are reported before it loads.
+    std::vector<std::string> known = {"model.pt"};
+    for (const auto& f : spec.files) known.push_back(f.archive_path);
+    std::sort(known.begin(), known.end());
+    DLSYS_TRY(manifest::CheckPathSet(known).map_error([](Error e) {
+      e.code = Code::kUsage;
+      return std::move(e).Wrap("the archive's file names collide");
+    }));
+  }
   std::optional<signing::PrivateKey> key;
   if (!o.key_path.empty()) {
     DLSYS_ASSIGN_OR_RETURN(key, signing::PrivateKey::Load(o.key_path));

@@ -335,7 +335,8 @@ tl::unexpected<Error> EnvelopeError(const std::string& what) {
 // The object's keys are exactly `keys`.
 Result<void> ExactKeys(const Json& obj, const std::string& where,
                        std::initializer_list<const char*> keys) {
-  for (const auto& [k, v] : obj.items()) {
+  for (const auto& item : obj.items()) {
+    const std::string& k = item.key();
     if (std::none_of(keys.begin(), keys.end(), [&](const char* key) { return k == key; })) {
       std::string list;
       for (const char* key : keys) list += (list.empty() ? "" : ", ") + std::string(key);

@@ -22,7 +22,10 @@ from clitest import DLSYS, EXIT_INVALID, EXIT_OK, EXIT_VERIFY_FAILED  # noqa: E4
 from test_canonical import Fixture  # noqa: E402
 
 MAX_SECONDS = 10
-MAX_RSS = 64 << 20
+# The bound for the release binary. AddressSanitizer's shadow memory and quarantine add
+# hundreds of MiB, so the sanitizer leg (DLSYS_SANITIZE) sets a looser DLSYS_TEST_MAX_RSS_MIB;
+# its figures are still bounded, and the time limit is the same.
+MAX_RSS = int(os.environ.get("DLSYS_TEST_MAX_RSS_MIB", "64")) << 20
 KILL_SECONDS, KILL_RSS = 30, 1 << 30
 PAYLOAD_TYPE = b"application/vnd.dlsys.manifest.v1+json"
 SHARD = 64 << 20
@@ -52,8 +55,7 @@ print(json.dumps({"rc": p.returncode, "seconds": seconds, "killed": killed,
 """
 
 
-def canonical_json(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+from clitest import canonical_json  # noqa: E402  (RFC 8785)
 
 
 def sha256(data):

@@ -18,7 +18,7 @@ import unittest
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import (DLSYS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE,
+from clitest import (canonical_json, DLSYS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE,
                      EXIT_VERIFY_FAILED, TempDirTest, make_model, run, signal_at_hook, validate)
 
 MTIME = 1700000000
@@ -81,7 +81,7 @@ def manifest(payload, **fields):
         "tool": {"name": "dlsys", "version": "0.1.0"},
     }
     merge(doc, fields)
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(doc)
 
 
 def write_archive(path, manifest_bytes, payload, extra=()):
@@ -369,6 +369,19 @@ class JsonOnFailure(HardeningTest):
         self.assertEqual(r.returncode, EXIT_OK, r.stderr)
         self.assertTrue(r.stdout.isascii())
         validate(json.loads(r.stdout), "target.schema.json")
+
+    def test_pack_success_matches_its_schema(self):
+        model = make_model("mlp", self.path("model.pt"))
+        r = run_bytes("pack", model, "--name", "m", "--version", "1.0.0", "--description",
+                      HOSTILE, "-o", self.path("m.dlsys"), "--json")
+        self.assertEqual(r.returncode, EXIT_OK, r.stderr)
+        self.assertTrue(r.stdout.isascii())
+        doc = json.loads(r.stdout)
+        validate(doc, "pack.schema.json")
+        self.assertEqual((doc["name"], doc["signed"]), ("m", False))
+        r = run_bytes("pack", model, "--name", "m", "--version", "1.0.0", "-o",
+                      self.path("m.dlsys"), "--json")
+        self.assert_json_error(r, EXIT_USAGE, "exists", "pack.schema.json")
 
     def test_json_after_double_dash_is_not_a_request_for_json(self):
         r = run_bytes("inspect", "--", "--json")

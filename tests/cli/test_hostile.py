@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import (EXIT_INVALID, EXIT_OK, EXIT_USAGE, EXIT_VERIFY_FAILED, TempDirTest,
+from clitest import (canonical_json, EXIT_INVALID, EXIT_OK, EXIT_USAGE, EXIT_VERIFY_FAILED, TempDirTest,
                      file_info, make_model, run, tar_members, write_tar)
 
 
@@ -130,7 +130,7 @@ class Hostile(TempDirTest):
                     for f in doc["files"]:
                         if f["path"] == "files/labels.txt":
                             f["size"] += 1
-                    d = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+                    d = canonical_json(doc)
                 out.append((m, d))
             return out
         r, report = self.verify(self.rebuilt(lie, self.unsigned), "--allow-unsigned")
@@ -180,7 +180,7 @@ class Hostile(TempDirTest):
         def dup(ms):
             model = [x for x in ms if x[0].name == "model.pt"][0]
             return ms + [(file_info("model.pt"), model[1])]
-        self.assert_unsafe(dup, "appears twice")
+        self.assert_unsafe(dup, "out of order or repeated")
 
     def test_manifest_not_first(self):
         def swap(ms):
@@ -191,7 +191,7 @@ class Hostile(TempDirTest):
         self.assertTrue(any("first entry" in m for m in self.failures(report)))
         r = run("inspect", dst)
         self.assertEqual(r.returncode, EXIT_INVALID)
-        self.assertIn("first entry is", r.stderr)
+        self.assertIn("first entry (at offset 0) is", r.stderr)
 
     def test_truncated_archive(self):
         data = open(self.signed, "rb").read()
@@ -235,10 +235,16 @@ class Hostile(TempDirTest):
         doc["files"].append({"path": "zz-bomb.bin", "size": size, "mode": 420,
                              "shard_bytes": 64 << 20,
                              "shards": ["0" * 64] * (size // (64 << 20))})
-        manifest = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        manifest = canonical_json(doc)
         tar_path = self.path("bomb.tar")
+        mtime = members[0][0].mtime  # every entry carries the manifest's created time
+
+        def info(name, n):
+            i = file_info(name, n)
+            i.mtime = mtime
+            return i
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as t:
-            t.addfile(file_info("manifest.json", len(manifest)), io.BytesIO(manifest))
+            t.addfile(info("manifest.json", len(manifest)), io.BytesIO(manifest))
             for m, d in members[1:]:
                 t.addfile(m, io.BytesIO(d))
             class Zeros(io.RawIOBase):
@@ -246,7 +252,7 @@ class Hostile(TempDirTest):
                 def readable(self): return True
                 def readinto(self, b):
                     k = min(len(b), self.n); b[:k] = bytes(k); self.n -= k; return k
-            t.addfile(file_info("zz-bomb.bin", size), io.BufferedReader(Zeros(size), 1 << 20))
+            t.addfile(info("zz-bomb.bin", size), io.BufferedReader(Zeros(size), 1 << 20))
         subprocess.run(["zstd", "-q", "-1", "--rm", "-f", tar_path, "-o", self.path("bomb.dlsys")],
                        check=True)
         start = time.monotonic()
@@ -284,12 +290,23 @@ class Hostile(TempDirTest):
              "inputs[0].shape[0]"),
             ("name: a\nversion: 1.0.0\nexamples: [{inputs: {x: {data: [[1, 2], [3]]}}}]\n", "ragged"),
             ("name: a\nversion: 1.0.0\nmetrics: [1, 2]\n", "metrics"),
-            ("[" * 10000, "nesting"),
+            ("[" * 10000 + "]" * 10000, "nesting"),
+            ("[" * 10000, "line 1"),
         ]
         for text, phrase in cases:
             r = self.pack_spec(text)
             self.assertEqual(r.returncode, EXIT_INVALID, (text[:40], r.stderr))
             self.assertIn(phrase, r.stderr, text[:40])
+
+    def test_pack_never_writes_an_archive_its_verify_refuses(self):
+        # A file and a directory of the same name: verify would refuse the archive, so pack must.
+        labels = os.path.join(self.fixtures, "labels.txt")
+        r = run("pack", self.model, "--name", "a", "--version", "1.0.0",
+                "--file", labels + "=files/x", "--file", labels + "=files/x/y",
+                "-o", self.path("out.dlsys"))
+        self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
+        self.assertIn("files/x", r.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
 
     def test_empty_model(self):
         open(self.path("empty.pt"), "wb").close()

@@ -7,7 +7,7 @@ import textwrap
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import (EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, make_model, run, tar_members,
+from clitest import (canonical_json, EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, make_model, run, tar_members,
                      validate, write_tar)
 
 SPEC = textwrap.dedent("""\
@@ -116,8 +116,7 @@ class Smoke(TempDirTest):
         self.assertEqual(info.name, "manifest.json")
         manifest = json.loads(data)
         manifest["requirements"]["measured"]["peak_memory_bytes"] = 1
-        members[0] = (info, json.dumps(manifest, sort_keys=True, separators=(",", ":"),
-                                       ensure_ascii=False).encode())
+        members[0] = (info, canonical_json(manifest))
         write_tar(self.path("edited.dlsys"), members)
         r, report, rows = self.smoke(self.path("edited.dlsys"))
         self.assertEqual(r.returncode, EXIT_OK, r.stdout + r.stderr)

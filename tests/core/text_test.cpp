@@ -24,7 +24,8 @@ TEST(TerminalSafeTest, KeepsPrintableTextAndBackslash) {
 }
 
 TEST(TerminalSafeTest, KeepsNonAsciiText) {
-  EXPECT_EQ(TerminalSafe("größe ≤ 4 GiB, 模型, 🙂, …"), "größe ≤ 4 GiB, 模型, 🙂, …");
+  EXPECT_EQ(TerminalSafe("größe ≤ 4 GiB, 模型, 🙂, …"),
+            "größe ≤ 4 GiB, 模型, 🙂, …");
   EXPECT_EQ(TerminalSafe("\u00a0\u00a9\u2028\U0010FFFF"), "\u00a0\u00a9\u2028\U0010FFFF");
 }
 
@@ -64,15 +65,17 @@ TEST(TerminalSafeTest, EscapesBidiControls) {
 
 TEST(TerminalSafeTest, EscapesEveryByteOfMalformedUtf8) {
   EXPECT_EQ(TerminalSafe("\xff"), "\\xff");
-  EXPECT_EQ(TerminalSafe("a\xfe\xff" "b"), "a\\xfe\\xffb");
-  EXPECT_EQ(TerminalSafe("\x80"), "\\x80");                     // stray continuation byte
-  EXPECT_EQ(TerminalSafe("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
-  EXPECT_EQ(TerminalSafe("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");  // overlong '/'
-  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate U+D800
+  EXPECT_EQ(TerminalSafe("a\xfe\xff"
+                         "b"),
+            "a\\xfe\\xffb");
+  EXPECT_EQ(TerminalSafe("\x80"), "\\x80");                             // stray continuation byte
+  EXPECT_EQ(TerminalSafe("\xc0\xaf"), "\\xc0\\xaf");                    // overlong '/'
+  EXPECT_EQ(TerminalSafe("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");           // overlong '/'
+  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // surrogate U+D800
   EXPECT_EQ(TerminalSafe("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
   EXPECT_EQ(TerminalSafe("\xf8\x88\x80\x80\x80"), "\\xf8\\x88\\x80\\x80\\x80");
-  EXPECT_EQ(TerminalSafe("\xe2\x82"), "\\xe2\\x82");           // truncated at the end
-  EXPECT_EQ(TerminalSafe("\xe2\x82x"), "\\xe2\\x82x");         // truncated in the middle
+  EXPECT_EQ(TerminalSafe("\xe2\x82"), "\\xe2\\x82");    // truncated at the end
+  EXPECT_EQ(TerminalSafe("\xe2\x82x"), "\\xe2\\x82x");  // truncated in the middle
   // An escape sequence hidden behind a broken lead byte is still escaped.
   EXPECT_EQ(TerminalSafe("\xc3\x1b[2K"), "\\xc3\\x1b[2K");
 }
@@ -100,8 +103,10 @@ TEST(TerminalSafeTest, RandomBytesComeOutSafeAndStable) {
     for (auto& c : s) {
       // Bias towards the interesting bytes: controls, lead and continuation bytes.
       const unsigned pick = rng() % 4;
-      c = static_cast<char>(pick == 0 ? rng() % 0x20 : pick == 1 ? 0x80 + rng() % 0x40
-                            : pick == 2 ? 0xC0 + rng() % 0x40 : rng() % 0x100);
+      c = static_cast<char>(pick == 0   ? rng() % 0x20
+                            : pick == 1 ? 0x80 + rng() % 0x40
+                            : pick == 2 ? 0xC0 + rng() % 0x40
+                                        : rng() % 0x100);
     }
     const std::string safe = TerminalSafe(s);
     EXPECT_FALSE(HasControlOrBidi(safe)) << safe;

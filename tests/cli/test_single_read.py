@@ -1,0 +1,111 @@
+"""What verify checks is what runs: `verify --smoke` reads the archive once and runs exactly
+the bytes it verified; a file swapped in after verification is never loaded. Also: dict outputs
+are named by key in the model's order, in pack's golden outputs and in the smoke test."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from clitest import (DLSYS, EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, make_model, run,
+                     tar_members, write_tar)
+
+SPEC = textwrap.dedent("""\
+    name: swap
+    version: 1.0.0
+    examples:
+      - name: basic
+        inputs:
+          x: {data: [[1, 2, 3, 4], [0.5, -1, 0, 2]]}
+    """)
+
+
+class SingleRead(TempDirTest):
+    def pack(self, kind, out, *model_args, spec=SPEC):
+        with open(self.path("dlsys.yaml"), "w") as f:
+            f.write(spec)
+        model = make_model(kind, self.path(kind + ".pt"), *model_args)
+        r = run("pack", model, "--spec", self.path("dlsys.yaml"), "--key", self.path("k.key"),
+                "-o", self.path(out), env={"SOURCE_DATE_EPOCH": "1700000000"})
+        self.assertEqual(r.returncode, EXIT_OK, r.stderr)
+        return self.path(out)
+
+    def setUp(self):
+        super().setUp()
+        self.assertEqual(run("keygen", "--out", self.path("k.key")).returncode, EXIT_OK)
+
+    def verify_with_swap(self, archive, replacement):
+        """Runs verify --smoke, stops it after verification, swaps the file, lets it go on."""
+        p = subprocess.Popen([DLSYS, "verify", archive, "--trust", self.path("k.key.pub"),
+                              "--smoke", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, DLSYS_TEST_HOOK="verify-before-smoke"))
+        try:
+            line = p.stderr.readline().decode()
+            self.assertEqual(line, "dlsys-test-hook: verify-before-smoke\n")
+            os.replace(replacement, archive)  # the path now names a different archive
+            p.send_signal(signal.SIGCONT)
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        return p.returncode, json.loads(out), err.decode()
+
+    def test_a_file_swapped_after_verification_is_not_run(self):
+        good = self.pack("mlp", "good.dlsys")
+        # The same archive with another model.pt (outputs drift by +1 from the golden ones): a
+        # verifier that re-opened the path after checking would load this model and fail.
+        with open(make_model("noise", self.path("noise.pt"), "--scale", "1.0"), "rb") as f:
+            noise = f.read()
+        members = [(m, noise if m.name == "model.pt" else d) for m, d in tar_members(good)]
+        write_tar(self.path("evil.dlsys"), members)
+        code, report, err = self.verify_with_swap(good, self.path("evil.dlsys"))
+        self.assertEqual(code, EXIT_OK, json.dumps(report, indent=1) + err)
+        smoke = [c for c in report["checks"] if c["check"] == "smoke"]
+        self.assertTrue(any(c["subject"] == "example basic" and c["status"] == "PASS"
+                            for c in smoke), smoke)
+        # Control: the file now at that path is the altered archive, and verify says so.
+        r = run("verify", good, "--trust", self.path("k.key.pub"))
+        self.assertEqual(r.returncode, EXIT_VERIFY_FAILED, r.stdout)
+        self.assertIn("FAIL  file            model.pt:", r.stdout)
+
+    def test_dict_outputs_are_named_by_key_in_the_models_order(self):
+        spec = SPEC.replace("x: {data: [[1, 2, 3, 4], [0.5, -1, 0, 2]]}", "x: {data: [1, -2, 0.5]}")
+        spec += textwrap.dedent("""\
+            outputs:
+              - {name: alpha, dtype: float32, shape: [-1]}
+              - {name: zeta, dtype: float32, shape: [-1]}
+            """)
+        archive = self.pack("dict_unsorted", "dict.dlsys", spec=spec)
+        files = dict((m.name, d) for m, d in tar_members(archive))
+        manifest = json.loads(files["manifest.json"])
+        # The model returns {"zeta": 2x, "alpha": x + 1}: the manifest keeps the model's order.
+        self.assertEqual([o["name"] for o in manifest["outputs"]], ["zeta", "alpha"])
+        outs = manifest["examples"][0]["outputs"]
+        self.assertEqual([o["name"] for o in outs], ["zeta", "alpha"])
+        import struct
+        zeta = struct.unpack("<3f", files["examples/basic/outputs/zeta.bin"])
+        alpha = struct.unpack("<3f", files["examples/basic/outputs/alpha.bin"])
+        self.assertEqual(zeta, (2.0, -4.0, 1.0))
+        self.assertEqual(alpha, (2.0, -1.0, 1.5))
+        r = run("verify", archive, "--trust", self.path("k.key.pub"), "--smoke")
+        self.assertEqual(r.returncode, EXIT_OK, r.stdout + r.stderr)
+
+    def test_a_dict_key_that_is_not_declared_is_refused_by_name(self):
+        spec = SPEC.replace("x: {data: [[1, 2, 3, 4], [0.5, -1, 0, 2]]}", "x: {data: [1, -2, 0.5]}")
+        spec += "outputs:\n  - {name: alpha, dtype: float32, shape: [-1]}\n" \
+                "  - {name: beta, dtype: float32, shape: [-1]}\n"
+        with open(self.path("dlsys.yaml"), "w") as f:
+            f.write(spec)
+        model = make_model("dict_unsorted", self.path("d.pt"))
+        r = run("pack", model, "--spec", self.path("dlsys.yaml"), "-o", self.path("d.dlsys"))
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("key 'zeta'", r.stderr)
+        self.assertFalse(os.path.exists(self.path("d.dlsys")))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
