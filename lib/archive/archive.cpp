@@ -22,23 +22,40 @@ bool AllZero(std::string_view s) {
 
 const char* TypeName(char t) {
   switch (t) {
-    case '1': return "a hard link";
-    case '2': return "a symbolic link";
-    case '3': return "a character device";
-    case '4': return "a block device";
-    case '5': return "a directory";
-    case '6': return "a FIFO";
-    case '7': return "a contiguous file";
-    case 'g': return "a pax global header";
-    case 'x': return "a pax extended header";
-    case 'L': return "a GNU long name";
-    case 'K': return "a GNU long link name";
-    case 'S': return "an old-GNU sparse file";
-    case 'D': return "a GNU directory dump";
-    case 'M': return "a GNU multi-volume continuation";
-    case 'V': return "a GNU volume label";
-    case '\0': return "an old-style regular file";
-    default: return "an unknown entry type";
+    case '1':
+      return "a hard link";
+    case '2':
+      return "a symbolic link";
+    case '3':
+      return "a character device";
+    case '4':
+      return "a block device";
+    case '5':
+      return "a directory";
+    case '6':
+      return "a FIFO";
+    case '7':
+      return "a contiguous file";
+    case 'g':
+      return "a pax global header";
+    case 'x':
+      return "a pax extended header";
+    case 'L':
+      return "a GNU long name";
+    case 'K':
+      return "a GNU long link name";
+    case 'S':
+      return "an old-GNU sparse file";
+    case 'D':
+      return "a GNU directory dump";
+    case 'M':
+      return "a GNU multi-volume continuation";
+    case 'V':
+      return "a GNU volume label";
+    case '\0':
+      return "an old-style regular file";
+    default:
+      return "an unknown entry type";
   }
 }
 
@@ -46,9 +63,12 @@ const char* TypeName(char t) {
 
 const char* CompressionName(Compression c) {
   switch (c) {
-    case Compression::kNone: return "none";
-    case Compression::kGzip: return "gzip";
-    case Compression::kZstd: return "zstd";
+    case Compression::kNone:
+      return "none";
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kZstd:
+      return "zstd";
   }
   return "unknown";
 }
@@ -243,7 +263,8 @@ struct Reader::Impl {
   }
   tl::unexpected<Error> Bad(std::string message) {
     Error e{Code::kInvalid,
-            "archive " + Quote(display) + " is not a canonical dlsys archive: " + message, {}};
+            "archive " + Quote(display) + " is not a canonical dlsys archive: " + message,
+            {}};
     return Poison(std::move(e));
   }
   tl::unexpected<Error> Poison(Error e) {
@@ -294,8 +315,9 @@ struct Reader::Impl {
     // chunk by chunk.
     std::array<std::byte, 65536> scratch;
     while (n > 0) {
-      DLSYS_ASSIGN_OR_RETURN(std::size_t got,
-                             ReadSome(std::span(scratch.data(), std::min<std::uint64_t>(n, scratch.size()))));
+      DLSYS_ASSIGN_OR_RETURN(
+          std::size_t got,
+          ReadSome(std::span(scratch.data(), std::min<std::uint64_t>(n, scratch.size()))));
       if (got == 0) {
         return Bad("the archive ends inside entry " + Quote(entry.path) + " " + At(offset) +
                    " (it is truncated)");
@@ -324,8 +346,8 @@ struct Reader::Impl {
   }
 
   // Compares the stored header bytes with the canonical encoding of what they say.
-  Result<void> Compare(const std::string& stored, const std::string& expected,
-                       std::uint64_t start, const std::string& what) {
+  Result<void> Compare(const std::string& stored, const std::string& expected, std::uint64_t start,
+                       const std::string& what) {
     if (stored == expected) return {};
     // The first differing byte outside the checksum field: a header edited by hand or written
     // by another tar has a valid checksum of its own, and the field to name is the edited one.
@@ -349,8 +371,9 @@ struct Reader::Impl {
     const internal::Field& f = internal::FieldAt(in_block);
     const std::size_t fs = block_start + f.offset;
     return Bad(what + " " + At(start + block_start) + ": header field '" + f.name + "' " +
-               At(start + fs) + " is " + internal::ShowBytes(std::string_view(stored).substr(fs, f.size)) +
-               ", expected " + internal::ShowBytes(std::string_view(expected).substr(fs, f.size)));
+               At(start + fs) + " is " +
+               internal::ShowBytes(std::string_view(stored).substr(fs, f.size)) + ", expected " +
+               internal::ShowBytes(std::string_view(expected).substr(fs, f.size)));
   }
 
   Result<std::optional<Entry>> ReadHeader();
@@ -364,8 +387,7 @@ Result<Reader> Reader::Open(int fd, std::string display, Limits limits) {
   auto impl = std::make_unique<Impl>();
   impl->display = std::move(display);
   impl->limits = limits;
-  DLSYS_ASSIGN_OR_RETURN(impl->source,
-                         internal::OpenSource(fd, impl->display, &impl->compression));
+  DLSYS_ASSIGN_OR_RETURN(impl->source, internal::OpenSource(fd, impl->display, &impl->compression));
   return Reader(std::move(impl));
 }
 
@@ -408,8 +430,8 @@ Result<std::optional<Entry>> Reader::Impl::ReadHeader() {
     std::string records;
     DLSYS_ASSIGN_OR_RETURN(bool got, ReadFull(records, internal::PaddedSize(*records_size)));
     if (!got) return Bad("the archive ends inside the pax header " + At(start));
-    auto values = internal::ParsePaxRecords(std::string_view(records).substr(0, *records_size),
-                                            At(start));
+    auto values =
+        internal::ParsePaxRecords(std::string_view(records).substr(0, *records_size), At(start));
     if (!values) return Bad(values.error().message);
     pax_path = values->path;
     pax_size = values->size;
@@ -424,8 +446,8 @@ Result<std::optional<Entry>> Reader::Impl::ReadHeader() {
   }
   if (type != '0') {
     return Bad("the entry " + At(start + stored.size()) + " has type '" +
-               (type == '\0' ? std::string("\\0") : std::string(1, type)) + "' (" +
-               TypeName(type) + "); a dlsys archive holds only regular files (type '0')");
+               (type == '\0' ? std::string("\\0") : std::string(1, type)) + "' (" + TypeName(type) +
+               "); a dlsys archive holds only regular files (type '0')");
   }
   stored += block;
   const std::string_view header(block);
@@ -460,7 +482,8 @@ Result<std::optional<Entry>> Reader::Impl::ReadHeader() {
                ", which fits the ustar size field; pack writes no pax size for it");
   }
   const std::uint64_t size = pax_size ? *pax_size : *size_field;
-  DLSYS_TRY(Compare(stored, internal::EntryHeaders(path, size, static_cast<std::int64_t>(*mtime_field)),
+  DLSYS_TRY(Compare(stored,
+                    internal::EntryHeaders(path, size, static_cast<std::int64_t>(*mtime_field)),
                     start, what));
   if (size > limits.max_entry_bytes) {
     return Bad(what + " " + At(start) + " declares " + std::to_string(size) +
@@ -500,7 +523,8 @@ Result<std::size_t> Reader::Read(std::span<std::byte> out) {
   if (!r.has_entry) return Fail(Code::kUsage, "Read() called without a current entry");
   const std::uint64_t left = r.entry.size - r.consumed;
   if (left == 0 || out.empty()) return std::size_t{0};
-  DLSYS_ASSIGN_OR_RETURN(std::size_t n, r.ReadSome(out.first(std::min<std::uint64_t>(out.size(), left))));
+  DLSYS_ASSIGN_OR_RETURN(std::size_t n,
+                         r.ReadSome(out.first(std::min<std::uint64_t>(out.size(), left))));
   if (n == 0) {
     return r.Bad("the archive ends inside entry " + Quote(r.entry.path) + " after " +
                  std::to_string(r.consumed) + " of " + std::to_string(r.entry.size) +
@@ -517,8 +541,8 @@ Result<std::string> Reader::ReadAll(std::size_t max_bytes) {
   const std::uint64_t left = r.entry.size - r.consumed;
   if (left > max_bytes) {
     return Fail(Code::kInvalid, "entry " + Quote(r.entry.path) + " is " +
-                                    std::to_string(r.entry.size) + " bytes, more than the limit of " +
-                                    std::to_string(max_bytes));
+                                    std::to_string(r.entry.size) +
+                                    " bytes, more than the limit of " + std::to_string(max_bytes));
   }
   std::string data(static_cast<std::size_t>(left), '\0');
   std::size_t filled = 0;

@@ -1,3 +1,5 @@
+#include "archive/internal/streams.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -9,7 +11,6 @@
 #include <cstring>
 #include <vector>
 
-#include "archive/internal/streams.h"
 #include "archive/internal/tar_format.h"
 #include "core/file.h"
 
@@ -52,7 +53,8 @@ class FileInput {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         const int err = errno;
-        return tl::unexpected(Invalid("cannot read '" + display_ + "': " + core::ErrnoMessage(err)));
+        return tl::unexpected(
+            Invalid("cannot read '" + display_ + "': " + core::ErrnoMessage(err)));
       }
       offset_ += static_cast<std::uint64_t>(n);
       pos_ = 0;
@@ -108,11 +110,10 @@ class PlainSource final : public Source {
       struct stat st {};
       const std::uint64_t size =
           ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : stream_offset + 1;
-      return Fail(Code::kInvalid,
-                  "trailing data after the end-of-archive marker at offset " +
-                      std::to_string(stream_offset) + ": the file has " +
-                      std::to_string(size - stream_offset) +
-                      " more bytes; pack ends the archive right after the marker");
+      return Fail(Code::kInvalid, "trailing data after the end-of-archive marker at offset " +
+                                      std::to_string(stream_offset) + ": the file has " +
+                                      std::to_string(size - stream_offset) +
+                                      " more bytes; pack ends the archive right after the marker");
     }
     return {};
   }
@@ -127,17 +128,60 @@ class PlainSource final : public Source {
 Result<void> Discard(Source& s, std::uint64_t n) {
   std::array<std::byte, 16384> scratch;
   while (n > 0) {
-    DLSYS_ASSIGN_OR_RETURN(std::size_t got,
-                           s.Read(std::span(scratch.data(), std::min<std::uint64_t>(n, scratch.size()))));
+    DLSYS_ASSIGN_OR_RETURN(
+        std::size_t got,
+        s.Read(std::span(scratch.data(), std::min<std::uint64_t>(n, scratch.size()))));
     if (got == 0) return Fail(Code::kInvalid, "the tar stream ends inside an entry's data");
     n -= got;
   }
   return {};
 }
 
-class GzipSource final : public Source {
+// A gzip member or zstd frame read from the file: both must end exactly where the tar stream
+// ends, and the file right after them.
+class CompressedSource : public Source {
  public:
-  explicit GzipSource(FileInput input) : in_(std::move(input)) {}
+  CompressedSource(FileInput input, const char* container)
+      : in_(std::move(input)), container_(container) {}
+  Result<void> Skip(std::uint64_t n) override { return Discard(*this, n); }
+  std::uint64_t consumed() const override { return in_.consumed(); }
+  Result<void> CheckEnd(std::uint64_t stream_offset) override {
+    std::byte b;
+    DLSYS_ASSIGN_OR_RETURN(std::size_t n, Read(std::span(&b, 1)));
+    if (n != 0) {
+      return Fail(Code::kInvalid, "trailing data after the end-of-archive marker at offset " +
+                                      std::to_string(stream_offset) +
+                                      " of the tar stream (inside the " + container_ + ")");
+    }
+    DLSYS_ASSIGN_OR_RETURN(bool more, in_.Fill());
+    if (more) return Fail(Code::kInvalid, Trailing());
+    return {};
+  }
+
+ protected:
+  // What to say about bytes in the file after the member or frame.
+  virtual std::string Trailing() const = 0;
+  Error Corrupt(const char* what, const char* why) const {
+    return Error{Code::kInvalid,
+                 "archive '" + in_.display() + "' has corrupt " + what + " data at file offset " +
+                     std::to_string(in_.consumed()) + ": " + why,
+                 {}};
+  }
+  Error Truncated(const char* what) const {
+    return Error{Code::kInvalid,
+                 "archive '" + in_.display() + "' is truncated: the " + what +
+                     " ends early at byte " + std::to_string(in_.consumed()),
+                 {}};
+  }
+  FileInput in_;
+
+ private:
+  const char* container_;
+};
+
+class GzipSource final : public CompressedSource {
+ public:
+  explicit GzipSource(FileInput input) : CompressedSource(std::move(input), "gzip stream") {}
   ~GzipSource() override {
     if (ready_) inflateEnd(&z_);
   }
@@ -153,49 +197,27 @@ class GzipSource final : public Source {
     z_.avail_out = static_cast<uInt>(std::min<std::size_t>(out.size(), 1u << 30));
     while (z_.avail_out > 0) {
       DLSYS_ASSIGN_OR_RETURN(bool more, in_.Fill());
-      if (!more) {
-        return Fail(Code::kInvalid, "archive '" + in_.display() +
-                                        "' is truncated: the gzip stream ends early at byte " +
-                                        std::to_string(in_.consumed()));
-      }
+      if (!more) return tl::unexpected(Truncated("gzip stream"));
       z_.next_in = const_cast<Bytef*>(in_.data());
       z_.avail_in = static_cast<uInt>(in_.available());
       const int r = inflate(&z_, Z_NO_FLUSH);
       in_.Consume(in_.available() - z_.avail_in);
-      if (r == Z_STREAM_END) {
+      if (r == Z_STREAM_END) {  // the member is complete; never read into a next one
         ended_ = true;
         break;
       }
       if (r != Z_OK && r != Z_BUF_ERROR) {
-        return Fail(Code::kInvalid, "archive '" + in_.display() + "' has corrupt gzip data at file offset " +
-                                        std::to_string(in_.consumed()) + ": " +
-                                        (z_.msg ? z_.msg : "inflate failed"));
+        return tl::unexpected(Corrupt("gzip", z_.msg ? z_.msg : "inflate failed"));
       }
     }
     return out.size() - z_.avail_out;
   }
-  Result<void> Skip(std::uint64_t n) override { return Discard(*this, n); }
-  std::uint64_t consumed() const override { return in_.consumed(); }
-  Result<void> CheckEnd(std::uint64_t stream_offset) override {
-    std::byte b;
-    DLSYS_ASSIGN_OR_RETURN(std::size_t n, Read(std::span(&b, 1)));
-    if (n != 0) {
-      return Fail(Code::kInvalid, "trailing data after the end-of-archive marker at offset " +
-                                      std::to_string(stream_offset) +
-                                      " of the tar stream (inside the gzip stream)");
-    }
-    DLSYS_ASSIGN_OR_RETURN(bool more, in_.Fill());
-    if (more) {
-      return Fail(Code::kInvalid, "trailing data after the gzip stream at file offset " +
-                                      std::to_string(in_.consumed()) +
-                                      " (a second gzip member or other bytes); pack writes one "
-                                      "member and nothing after it");
-    }
-    return {};
-  }
 
  private:
-  FileInput in_;
+  std::string Trailing() const override {
+    return "trailing data after the gzip stream at file offset " + std::to_string(in_.consumed()) +
+           " (a second gzip member or other bytes); pack writes one member and nothing after it";
+  }
   z_stream z_{};
   bool ready_ = false;
   bool ended_ = false;
@@ -205,13 +227,13 @@ struct DctxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-class ZstdSource final : public Source {
+class ZstdSource final : public CompressedSource {
  public:
-  explicit ZstdSource(FileInput input) : in_(std::move(input)) {}
+  explicit ZstdSource(FileInput input) : CompressedSource(std::move(input), "zstd frame") {}
   Result<void> Init() {
     d_.reset(ZSTD_createDCtx());
-    if (!d_ || ZSTD_isError(ZSTD_DCtx_setParameter(d_.get(), ZSTD_d_windowLogMax,
-                                                    kZstdMaxWindowLog))) {
+    if (!d_ ||
+        ZSTD_isError(ZSTD_DCtx_setParameter(d_.get(), ZSTD_d_windowLogMax, kZstdMaxWindowLog))) {
       return Fail(Code::kInternal, "cannot start zstd decoder");
     }
     return {};
@@ -222,19 +244,11 @@ class ZstdSource final : public Source {
     ZSTD_outBuffer o{out.data(), out.size(), 0};
     while (o.pos < o.size) {
       DLSYS_ASSIGN_OR_RETURN(bool more, in_.Fill());
-      if (!more) {
-        return Fail(Code::kInvalid, "archive '" + in_.display() +
-                                        "' is truncated: the zstd frame ends early at byte " +
-                                        std::to_string(in_.consumed()));
-      }
+      if (!more) return tl::unexpected(Truncated("zstd frame"));
       ZSTD_inBuffer i{in_.data(), in_.available(), 0};
       const std::size_t r = ZSTD_decompressStream(d_.get(), &o, &i);
       in_.Consume(i.pos);
-      if (ZSTD_isError(r)) {
-        return Fail(Code::kInvalid, "archive '" + in_.display() + "' has corrupt zstd data at file offset " +
-                                        std::to_string(in_.consumed()) + ": " +
-                                        ZSTD_getErrorName(r));
-      }
+      if (ZSTD_isError(r)) return tl::unexpected(Corrupt("zstd", ZSTD_getErrorName(r)));
       if (r == 0) {  // the frame is complete and flushed; never read into a next frame
         ended_ = true;
         break;
@@ -242,38 +256,23 @@ class ZstdSource final : public Source {
     }
     return o.pos;
   }
-  Result<void> Skip(std::uint64_t n) override { return Discard(*this, n); }
-  std::uint64_t consumed() const override { return in_.consumed(); }
-  Result<void> CheckEnd(std::uint64_t stream_offset) override {
-    std::byte b;
-    DLSYS_ASSIGN_OR_RETURN(std::size_t n, Read(std::span(&b, 1)));
-    if (n != 0) {
-      return Fail(Code::kInvalid, "trailing data after the end-of-archive marker at offset " +
-                                      std::to_string(stream_offset) +
-                                      " of the tar stream (inside the zstd frame)");
-    }
-    DLSYS_ASSIGN_OR_RETURN(bool more, in_.Fill());
-    if (more) {
-      const bool skippable = in_.available() >= 4 && (in_.data()[0] & 0xf0) == 0x50 &&
-                             in_.data()[1] == 0x2a && in_.data()[2] == 0x4d &&
-                             in_.data()[3] == 0x18;
-      return Fail(Code::kInvalid,
-                  std::string(skippable ? "a zstd skippable frame" : "trailing data") +
-                      " after the zstd frame at file offset " + std::to_string(in_.consumed()) +
-                      "; pack writes one frame and nothing after it");
-    }
-    return {};
-  }
 
  private:
-  FileInput in_;
+  std::string Trailing() const override {
+    const bool skippable = in_.available() >= 4 && (in_.data()[0] & 0xf0) == 0x50 &&
+                           in_.data()[1] == 0x2a && in_.data()[2] == 0x4d && in_.data()[3] == 0x18;
+    return std::string(skippable ? "a zstd skippable frame" : "trailing data") +
+           " after the zstd frame at file offset " + std::to_string(in_.consumed()) +
+           "; pack writes one frame and nothing after it";
+  }
   std::unique_ptr<ZSTD_DCtx, DctxDeleter> d_;
   bool ended_ = false;
 };
 
 // RFC 8878 section 3.1.1.1: magic, Frame_Header_Descriptor, [Window_Descriptor], [Dictionary_ID],
 // [Frame_Content_Size]. The writer sets no dictionary id and the content checksum flag.
-Result<void> CheckZstdFrameHeader(const unsigned char* p, std::size_t n, const std::string& display) {
+Result<void> CheckZstdFrameHeader(const unsigned char* p, std::size_t n,
+                                  const std::string& display) {
   if (n < 6) {
     return Fail(Code::kInvalid, "archive '" + display + "' is truncated in its zstd frame header");
   }
@@ -294,14 +293,16 @@ Result<void> CheckZstdFrameHeader(const unsigned char* p, std::size_t n, const s
     static constexpr std::size_t kFcsBytes[] = {1, 2, 4, 8};
     const std::size_t fcs = kFcsBytes[fhd >> 6];
     if (n < 5 + fcs) {
-      return Fail(Code::kInvalid, "archive '" + display + "' is truncated in its zstd frame header");
+      return Fail(Code::kInvalid,
+                  "archive '" + display + "' is truncated in its zstd frame header");
     }
     for (std::size_t i = 0; i < fcs; ++i) window |= std::uint64_t{p[5 + i]} << (8 * i);
     if (fcs == 2) window += 256;
   }
   if (window > (std::uint64_t{1} << kZstdMaxWindowLog)) {
-    return Fail(Code::kInvalid, "zstd frame header at offset 4 of '" + display + "' asks for a window of " +
-                                    std::to_string(window) + " bytes, more than the 8 MiB limit");
+    return Fail(Code::kInvalid, "zstd frame header at offset 4 of '" + display +
+                                    "' asks for a window of " + std::to_string(window) +
+                                    " bytes, more than the 8 MiB limit");
   }
   return {};
 }
@@ -414,8 +415,9 @@ class ZstdSink final : public Sink {
 
  private:
   Result<void> CheckRatio(std::uint64_t in) const {
-    const double allowed = std::max(static_cast<double>(limits_.ratio_grace_bytes),
-                                    limits_.max_compression_ratio * static_cast<double>(flushed_out_));
+    const double allowed =
+        std::max(static_cast<double>(limits_.ratio_grace_bytes),
+                 limits_.max_compression_ratio * static_cast<double>(flushed_out_));
     if (static_cast<double>(in) <= allowed) return {};
     return Fail(Code::kInvalid,
                 "the archive compresses more than " +
@@ -429,7 +431,8 @@ class ZstdSink final : public Sink {
       ZSTD_outBuffer o{out_.data(), out_.size(), 0};
       const std::size_t r = ZSTD_compressStream2(c_.get(), &o, &i, mode);
       if (ZSTD_isError(r)) {
-        return Fail(Code::kInternal, std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
+        return Fail(Code::kInternal,
+                    std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
       }
       DLSYS_TRY(WriteAll(fd_, out_.data(), o.pos));
       out_total_ += o.pos;
@@ -465,21 +468,24 @@ Result<std::unique_ptr<Source>> OpenSource(int fd, const std::string& display,
     return Fail(Code::kInvalid, "cannot read '" + display + "': " + core::ErrnoMessage(err));
   }
   const auto got = static_cast<std::size_t>(n);
-  if (got == 0) return Fail(Code::kInvalid, "'" + display + "' is not a dlsys archive (empty file)");
+  if (got == 0)
+    return Fail(Code::kInvalid, "'" + display + "' is not a dlsys archive (empty file)");
   if (got >= 2 && head[0] == 0x1f && head[1] == 0x8b) {
     *compression = Compression::kGzip;
-    if (got < kGzipHeader.size() || !std::equal(kGzipHeader.begin(), kGzipHeader.end(), head.begin())) {
+    if (got < kGzipHeader.size() ||
+        !std::equal(kGzipHeader.begin(), kGzipHeader.end(), head.begin())) {
       return Fail(Code::kInvalid,
                   "gzip header at offset 0 of '" + display + "' is " +
-                      Hex(std::span(head.data(), std::min(got, kGzipHeader.size()))) + ", expected " +
-                      Hex(kGzipHeader) +
+                      Hex(std::span(head.data(), std::min(got, kGzipHeader.size()))) +
+                      ", expected " + Hex(kGzipHeader) +
                       " (pack writes no file name, comment, extra field or time stamp)");
     }
     auto src = std::make_unique<GzipSource>(FileInput(fd, display));
     DLSYS_TRY(src->Init());
     return std::unique_ptr<Source>(std::move(src));
   }
-  if (got >= 4 && (head[0] & 0xf0) == 0x50 && head[1] == 0x2a && head[2] == 0x4d && head[3] == 0x18) {
+  if (got >= 4 && (head[0] & 0xf0) == 0x50 && head[1] == 0x2a && head[2] == 0x4d &&
+      head[3] == 0x18) {
     return Fail(Code::kInvalid, "a zstd skippable frame at offset 0 of '" + display +
                                     "'; pack writes one zstd frame and nothing else");
   }

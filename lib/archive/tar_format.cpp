@@ -7,10 +7,10 @@ namespace dlsys::archive::internal {
 namespace {
 
 constexpr Field kFields[] = {
-    {"name", 0, 100},      {"mode", 100, 8},     {"uid", 108, 8},       {"gid", 116, 8},
-    {"size", 124, 12},     {"mtime", 136, 12},   {"chksum", 148, 8},    {"typeflag", 156, 1},
-    {"linkname", 157, 100}, {"magic", 257, 6},   {"version", 263, 2},   {"uname", 265, 32},
-    {"gname", 297, 32},    {"devmajor", 329, 8}, {"devminor", 337, 8},  {"prefix", 345, 155},
+    {"name", 0, 100},       {"mode", 100, 8},     {"uid", 108, 8},      {"gid", 116, 8},
+    {"size", 124, 12},      {"mtime", 136, 12},   {"chksum", 148, 8},   {"typeflag", 156, 1},
+    {"linkname", 157, 100}, {"magic", 257, 6},    {"version", 263, 2},  {"uname", 265, 32},
+    {"gname", 297, 32},     {"devmajor", 329, 8}, {"devminor", 337, 8}, {"prefix", 345, 155},
     {"padding", 500, 12},
 };
 
@@ -126,8 +126,8 @@ Result<PaxValues> ParsePaxRecords(std::string_view records, const std::string& w
     if (space == std::string_view::npos || space == 0 || space > 5 || rest[0] == '0' ||
         std::from_chars(rest.data(), rest.data() + space, len).ptr != rest.data() + space ||
         len <= space + 2 || len > rest.size() || rest[len - 1] != '\n') {
-      return bad("malformed record at byte " + std::to_string(pos) + " of its data: " +
-                 ShowBytes(rest.substr(0, 40)));
+      return bad("malformed record at byte " + std::to_string(pos) +
+                 " of its data: " + ShowBytes(rest.substr(0, 40)));
     }
     const std::string_view kv = rest.substr(space + 1, len - space - 2);
     const std::size_t eq = kv.find('=');
@@ -146,7 +146,8 @@ Result<PaxValues> ParsePaxRecords(std::string_view records, const std::string& w
       }
       out.size = size;
     } else if (key == "path" || key == "size") {
-      return bad("record '" + std::string(key) + "' is repeated or out of order (pack writes "
+      return bad("record '" + std::string(key) +
+                 "' is repeated or out of order (pack writes "
                  "path, then size, each at most once)");
     } else {
       const std::string shown = ShowBytes(key.substr(0, 64));

@@ -88,14 +88,22 @@ std::string ErrnoMessage(int err) { return std::strerror(err); }
 
 const char* FileKindName(unsigned st_mode) {
   switch (st_mode & S_IFMT) {
-    case S_IFREG: return "a regular file";
-    case S_IFDIR: return "a directory";
-    case S_IFIFO: return "a FIFO";
-    case S_IFSOCK: return "a socket";
-    case S_IFCHR: return "a character device";
-    case S_IFBLK: return "a block device";
-    case S_IFLNK: return "a symbolic link";
-    default: return "not a regular file";
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFLNK:
+      return "a symbolic link";
+    default:
+      return "not a regular file";
   }
 }
 
@@ -139,8 +147,8 @@ Result<void> ReadAt(int fd, std::uint64_t offset, std::span<std::byte> out,
                     const std::string& display) {
   std::size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -223,8 +231,7 @@ Result<AtomicFile> AtomicFile::Create(const std::string& path, bool overwrite, u
     file.fd_ = mkostemp(tmpl.data(), O_CLOEXEC);
     if (file.fd_ < 0) {
       int err = errno;
-      return Fail(CodeForErrno(err),
-                  "cannot create a file in '" + dir + "': " + ErrnoMessage(err));
+      return Fail(CodeForErrno(err), "cannot create a file in '" + dir + "': " + ErrnoMessage(err));
     }
     file.temp_path_ = tmpl;
     file.pending_slot_ = RegisterPending(file.temp_path_);

@@ -13,11 +13,12 @@ Result<Head> ReadHead(const std::string& path) {
       ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   DLSYS_ASSIGN_OR_RETURN(archive::Reader reader, archive::Reader::Open(fd.get(), path));
   DLSYS_ASSIGN_OR_RETURN(auto first, reader.Next());
-  if (!first) return Fail(Code::kInvalid, "'" + path + "' is an empty archive, not a dlsys archive");
+  if (!first)
+    return Fail(Code::kInvalid, "'" + path + "' is an empty archive, not a dlsys archive");
   if (first->path != manifest::kManifestPath) {
-    return Fail(Code::kInvalid, "'" + path + "' is not a dlsys archive: its first entry (at offset 0) is '" +
-                                    first->path + "', expected '" +
-                                    std::string(manifest::kManifestPath) + "'");
+    return Fail(Code::kInvalid,
+                "'" + path + "' is not a dlsys archive: its first entry (at offset 0) is '" +
+                    first->path + "', expected '" + std::string(manifest::kManifestPath) + "'");
   }
   std::vector<archive::Entry> head_entries = {*first};
   DLSYS_ASSIGN_OR_RETURN(std::string manifest_json, reader.ReadAll(manifest::kMaxManifestBytes));
@@ -28,15 +29,17 @@ Result<Head> ReadHead(const std::string& path) {
     DLSYS_ASSIGN_OR_RETURN(envelope, reader.ReadAll(kMaxEnvelopeBytes));
     DLSYS_ASSIGN_OR_RETURN(second, reader.Next());
   }
-  if (second && (second->path == manifest::kManifestPath || second->path == manifest::kSignaturePath)) {
+  if (second &&
+      (second->path == manifest::kManifestPath || second->path == manifest::kSignaturePath)) {
     return Fail(Code::kInvalid, "'" + path + "' is not a canonical dlsys archive: entry '" +
                                     second->path + "' at offset " +
                                     std::to_string(second->header_offset) +
                                     " is out of order or repeated; pack writes manifest.json, "
                                     "signature.json, then the payload sorted by path, each once");
   }
-  return Head{std::move(fd),          file_bytes,          std::move(reader),
-              std::move(manifest_json), std::move(envelope), std::move(head_entries),
+  return Head{std::move(fd),       file_bytes,
+              std::move(reader),   std::move(manifest_json),
+              std::move(envelope), std::move(head_entries),
               std::move(second)};
 }
 

@@ -12,8 +12,9 @@ Result<InspectResult> InspectHead(const std::string& path) {
   for (const archive::Entry& e : head.head_entries) {
     if (e.mtime != created) {
       return Fail(Code::kInvalid, "entry '" + e.path + "' at offset " +
-                                      std::to_string(e.header_offset) + ": header field 'mtime' is " +
-                                      std::to_string(e.mtime) + ", expected the manifest's created time " +
+                                      std::to_string(e.header_offset) +
+                                      ": header field 'mtime' is " + std::to_string(e.mtime) +
+                                      ", expected the manifest's created time " +
                                       std::to_string(created) + " (" + r.manifest.created + ")");
     }
   }

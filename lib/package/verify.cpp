@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "core/test_hook.h"
 #include "package/internal/head.h"
+#include "package/internal/stream_hasher.h"
 #include "package/package.h"
 #include "signing/digest.h"
 
@@ -30,6 +31,9 @@ constexpr std::size_t kMaxReserveBytes = 64 << 20;
 // Per-file rows of one status listed individually; beyond that one summary row counts the rest,
 // so the report (and its text, JSON and JUnit renderings) stays small whatever the archive.
 constexpr std::size_t kMaxFileRows = 1000;
+// Compressed entries at least this large are hashed on a second thread while the next chunk
+// is decompressed; smaller ones are not worth a thread.
+constexpr std::uint64_t kPipelineBytes = 4 << 20;
 
 std::string Short(const std::string& digest) {
   return digest.size() > 16 ? digest.substr(0, 16) + "…" : digest;
@@ -38,8 +42,8 @@ std::string Short(const std::string& digest) {
 // One unit of digest work: a whole small file or one shard of a large one.
 struct DigestJob {
   const manifest::FileRecord* record;
-  std::size_t shard;            // index into record->shards, or 0 for whole-file digests
-  std::uint64_t offset;         // offset of the job's bytes within the file
+  std::size_t shard;     // index into record->shards, or 0 for whole-file digests
+  std::uint64_t offset;  // offset of the job's bytes within the file
   std::uint64_t length;
   std::uint64_t archive_offset;  // where the file's data starts in the archive (uncompressed)
 };
@@ -184,8 +188,9 @@ class Verifier {
       return;
     }
     if (env->payload_type != manifest::kPayloadType) {
-      Add("signature", "signature.json", Status::kFail, "signature envelope has payloadType '" +
-              env->payload_type + "', expected '" + std::string(manifest::kPayloadType) + "'",
+      Add("signature", "signature.json", Status::kFail,
+          "signature envelope has payloadType '" + env->payload_type + "', expected '" +
+              std::string(manifest::kPayloadType) + "'",
           std::string(manifest::kPayloadType), env->payload_type);
       return;
     }
@@ -215,7 +220,8 @@ class Verifier {
 
   void Missing(const manifest::FileRecord& f) {
     failed_.insert(&f);
-    Add("file", f.path, Status::kFail, f.path + ": listed in the manifest but missing from the archive");
+    Add("file", f.path, Status::kFail,
+        f.path + ": listed in the manifest but missing from the archive");
   }
 
   // Walks the payload entries in order against the manifest's sorted file list, then checks
@@ -280,8 +286,8 @@ class Verifier {
         failed_.insert(job.record);
       }
       Add("file", job.record->path, Status::kFail,
-          job.record->path + ": sha256" + Where(job) + " is " + Short(found) +
-              ", manifest says " + Short(want),
+          job.record->path + ": sha256" + Where(job) + " is " + Short(found) + ", manifest says " +
+              Short(want),
           want, found);
     }
   }
@@ -342,27 +348,29 @@ class Verifier {
 
   // Compressed archives: hash while decompressing, shard by shard.
   bool StreamDigest(archive::Reader& reader, const manifest::FileRecord& f) {
-    std::vector<std::byte> buf(kReadChunkBytes);
     std::string* keep = KeepBuffer(f);
-    if (keep) keep->reserve(static_cast<std::size_t>(std::min<std::uint64_t>(f.size, kMaxReserveBytes)));
-    for (const auto& job : JobsFor(f, 0)) {
-      signing::Sha256Hasher hasher;
+    if (keep)
+      keep->reserve(static_cast<std::size_t>(std::min<std::uint64_t>(f.size, kMaxReserveBytes)));
+    const auto jobs = JobsFor(f, 0);
+    internal::StreamHasher hasher(keep, f.size >= kPipelineBytes);
+    for (const auto& job : jobs) {
       std::uint64_t left = job.length;
-      while (left > 0) {
-        auto n = reader.Read(std::span(buf.data(), std::min<std::uint64_t>(buf.size(), left)));
+      do {  // at least once: an empty file still ends its job
+        std::span<std::byte> buf = hasher.Acquire();
+        auto n = reader.Read(buf.first(std::min<std::uint64_t>(buf.size(), left)));
         if (!n) {
+          hasher.Abandon();
           Broken(n.error().message);
           return false;
         }
-        const auto chunk = std::span(buf.data(), *n);
-        hasher.Update(chunk);
-        if (keep) keep->append(core::AsChars(chunk));
         left -= *n;
+        hasher.Submit(*n, /*ends_job=*/left == 0);
         streamed_ += *n;
         if (o_.progress) o_.progress({"verifying", streamed_, 0});
-      }
-      Compare(job, hasher.FinishHex());
+      } while (left > 0);
     }
+    const std::vector<std::string> digests = hasher.Finish();
+    for (std::size_t k = 0; k < jobs.size(); ++k) Compare(jobs[k], digests[k]);
     return true;
   }
 
@@ -461,15 +469,16 @@ std::vector<Check> SmokeIsolated(const VerifiedArchive& archive,
   constexpr std::size_t kMaxReportBytes = 16 << 20;
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return {SmokeFailure("process", "cannot start the smoke test: pipe: " +
-                                        core::ErrnoMessage(errno))};
+    return {
+        SmokeFailure("process", "cannot start the smoke test: pipe: " + core::ErrnoMessage(errno))};
   }
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
     ::close(fds[0]);
     ::close(fds[1]);
-    return {SmokeFailure("process", "cannot start the smoke test: fork: " + core::ErrnoMessage(err))};
+    return {
+        SmokeFailure("process", "cannot start the smoke test: fork: " + core::ErrnoMessage(err))};
   }
   if (pid == 0) {
     // The child: run, report through the pipe, and leave without running the parent's exit
@@ -495,7 +504,8 @@ std::vector<Check> SmokeIsolated(const VerifiedArchive& archive,
   bool timed_out = false, too_big = false;
   char buf[65536];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -552,16 +562,19 @@ Result<VerifyReport> Verify(const std::string& path, const VerifyOptions& option
   if (report.container_broken || (!options.target && !options.smoke)) return std::move(report);
   auto req = hw::ParseRequirements(archive.manifest.requirements_json, "manifest requirements");
   if (!req) {  // already refused by VerifyArchive; kept for clarity
-    AddRow(report, Check{"requirements", "requirements", Status::kFail, req.error().message, "", ""});
+    AddRow(report,
+           Check{"requirements", "requirements", Status::kFail, req.error().message, "", ""});
     return std::move(report);
   }
   if (options.target) {
-    for (auto& c : hw::CheckTarget(archive.manifest, *req, *options.target)) AddRow(report, std::move(c));
+    for (auto& c : hw::CheckTarget(archive.manifest, *req, *options.target))
+      AddRow(report, std::move(c));
   }
   if (!options.smoke) return std::move(report);
-  const bool trusted_and_intact = std::none_of(report.checks.begin(), report.checks.end(), [](const Check& c) {
-    return (c.check == "file" || c.check == "signature") && c.status == Status::kFail;
-  });
+  const bool trusted_and_intact =
+      std::none_of(report.checks.begin(), report.checks.end(), [](const Check& c) {
+        return (c.check == "file" || c.check == "signature") && c.status == Status::kFail;
+      });
   if (!trusted_and_intact || archive.files.empty()) {
     AddRow(report, Check{"smoke", "load", Status::kFail,
                          "smoke test not run: the archive failed its integrity or signature checks "
@@ -570,7 +583,8 @@ Result<VerifyReport> Verify(const std::string& path, const VerifyOptions& option
     return std::move(report);
   }
   core::TestHook("verify-before-smoke");
-  for (auto& c : SmokeIsolated(archive, *req, options.smoke_timeout_s)) AddRow(report, std::move(c));
+  for (auto& c : SmokeIsolated(archive, *req, options.smoke_timeout_s))
+    AddRow(report, std::move(c));
   return std::move(report);
 }
 

@@ -60,9 +60,10 @@ PY
 # --- measuring -------------------------------------------------------------------------------
 # "seconds max_rss_MiB exit" of one run (GNU time), with a 120 s / 2 GiB guard.
 measure() {
-  local out
-  out=$( { /usr/bin/time -f "%e %M %x" timeout 120 prlimit --as=$((2 << 30)) "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1) || true
-  awk '{printf "%.2f s, %.0f MiB, exit %s", $1, $2/1024, $3}' <<<"$out"
+  local tf; tf=$(mktemp)
+  /usr/bin/time -o "$tf" -f "%e %M %x" timeout 120 prlimit --as=$((2 << 30)) "$@" >/dev/null 2>&1 || true
+  awk 'END {printf "%.2f s, %.0f MiB, exit %s", $1, $2/1024, $3}' "$tf"
+  rm -f "$tf"
 }
 median() {
   local -a t=()

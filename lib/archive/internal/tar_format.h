@@ -43,7 +43,9 @@ std::string EntryHeaderBlock(std::string_view path, std::uint64_t size, std::int
 // Every byte that precedes an entry's data: [pax header block + records + padding] + header.
 std::string EntryHeaders(std::string_view path, std::uint64_t size, std::int64_t mtime);
 
-inline std::uint64_t PaddedSize(std::uint64_t size) { return (size + kBlock - 1) / kBlock * kBlock; }
+inline std::uint64_t PaddedSize(std::uint64_t size) {
+  return (size + kBlock - 1) / kBlock * kBlock;
+}
 
 // Strict readers of the numeric fields: exactly width-1 octal digits followed by a NUL.
 std::optional<std::uint64_t> ParseOctalField(std::string_view field);

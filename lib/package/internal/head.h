@@ -18,7 +18,7 @@ inline constexpr std::size_t kMaxEnvelopeBytes =
     manifest::kMaxManifestBytes / 3 * 4 + (std::size_t{64} << 10);
 
 struct Head {
-  core::UniqueFd fd;      // the archive, opened once; every later read goes through it
+  core::UniqueFd fd;  // the archive, opened once; every later read goes through it
   std::uint64_t file_bytes = 0;
   archive::Reader reader;
   std::string manifest_json;
