@@ -1,6 +1,7 @@
 #include "core/file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <vector>
+
+#include "core/parallel.h"
 
 namespace dlsys::core {
 namespace {
@@ -164,6 +169,10 @@ Result<void> ReadAt(int fd, std::uint64_t offset, std::span<std::byte> out,
   return {};
 }
 
+void FileContent::Unmap::operator()(std::byte* p) const {
+  if (p != nullptr) ::munmap(p, size);
+}
+
 Result<FileContent> FileContent::Read(const std::string& path, std::uint64_t max_bytes) {
   DLSYS_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(path));
   struct stat st {};
@@ -179,9 +188,33 @@ Result<FileContent> FileContent::Read(const std::string& path, std::uint64_t max
   FileContent content;
   content.path_ = path;
   content.size_ = static_cast<std::size_t>(size);
-  // Not value-initialised: read() fills every byte, zeroing first would touch the pages twice.
-  content.data_.reset(new std::byte[std::max<std::size_t>(content.size_, 1)]);
-  DLSYS_TRY(ReadAt(fd.get(), 0, std::span(content.data_.get(), content.size_), path));
+  // Anonymous memory (never the file itself: a mapping of the file would raise SIGBUS if it
+  // were truncated), in huge pages where the kernel offers them: a 1 GiB model costs 512 page
+  // faults instead of 262,144.
+  const std::size_t length = std::max<std::size_t>(content.size_, 1);
+  void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    return Fail(Code::kInternal, "cannot allocate " + std::to_string(length) + " bytes for '" +
+                                     path + "': " + ErrnoMessage(err));
+  }
+  content.data_ = std::unique_ptr<std::byte, Unmap>(static_cast<std::byte*>(p), Unmap{length});
+  ::madvise(p, length, MADV_HUGEPAGE);
+  // Large files are read in pieces on all cores: copying out of the page cache and faulting in
+  // the buffer are the whole cost.
+  constexpr std::size_t kPiece = std::size_t{64} << 20;
+  const std::size_t pieces = (content.size_ + kPiece - 1) / kPiece;
+  std::vector<std::optional<Error>> errors(pieces);
+  ParallelFor(pieces, 0, [&](std::size_t i) {
+    const std::size_t off = i * kPiece;
+    const std::size_t n = std::min(kPiece, content.size_ - off);
+    if (auto ok = ReadAt(fd.get(), off, std::span(content.data_.get() + off, n), path); !ok) {
+      errors[i] = std::move(ok).error();
+    }
+  });
+  for (auto& e : errors) {
+    if (e) return tl::unexpected(std::move(*e));
+  }
   std::byte extra;
   const ssize_t more = ::pread(fd.get(), &extra, 1, static_cast<off_t>(size));
   if (more != 0) {

@@ -66,8 +66,12 @@ class FileContent {
   const std::string& path() const { return path_; }
 
  private:
+  struct Unmap {
+    std::size_t size;
+    void operator()(std::byte* p) const;
+  };
   std::string path_;
-  std::unique_ptr<std::byte[]> data_;
+  std::unique_ptr<std::byte, Unmap> data_{nullptr, Unmap{0}};
   std::size_t size_ = 0;
 };
 
