@@ -288,6 +288,25 @@ class Bounds(unittest.TestCase):
 
     # --- archives -------------------------------------------------------------------------------
 
+    def test_largest_legitimate_manifest_stays_within_the_memory_bound(self):
+        # Close to every limit at once: a ~4 MiB manifest (limit 4 MiB) listing 10,000 files
+        # (the limit) with long paths, plus a large free-form section, all signed and present.
+        doc = self.doc()
+        empty = sha256(b"")
+        listed = {f["path"] for f in doc["files"]}
+        extra = ["files/%05d/%s" % (i, "x" * 250) for i in range(10000 - len(listed))]
+        doc["files"] += [{"path": p, "size": 0, "mode": 420, "sha256": empty} for p in extra]
+        doc["files"].sort(key=lambda f: f["path"].encode())
+        doc["hyperparameters"] = {"k%06d" % i: [i, i + 0.5] for i in range(6000)}
+        manifest = canonical_json(doc)
+        self.assertGreater(len(manifest), 3 << 20)
+        self.assertLessEqual(len(manifest), 4 << 20)
+        files = sorted(list(self.fx.files) + [(p, b"") for p in extra],
+                       key=lambda e: e[0].encode())
+        path = self.archive(manifest, self.sign(manifest), files=files)
+        self.verify(path, codes=(EXIT_OK,))
+        self.inspect(path, codes=(EXIT_OK,))
+
     def test_10000_entries_with_1000_byte_deep_names_gzip(self):
         parts = []
         for i in range(10000):
