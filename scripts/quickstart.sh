@@ -2,7 +2,7 @@
 # From a fresh Debian machine to a signed, verified model archive:
 # installs dependencies, builds dlsys, exports an example model, then
 # keygen -> pack -> inspect -> verify -> probe -> verify --target --smoke
-# (and shows a tampered archive failing).
+# (and shows a tampered and a non-canonical archive failing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -28,6 +28,13 @@ offset=$(/usr/bin/python3 -c "import tarfile; print(tarfile.open('tampered.dlsys
 printf '\xff' | dd of=tampered.dlsys bs=1 seek="$offset" conv=notrunc status=none
 set +e
 "$DLSYS" verify tampered.dlsys --trust release.key.pub
+echo "exit code: $?"
+set -e
+echo; echo "# append bytes after the end-of-archive marker: verify accepts only the canonical form (exit 4)"
+cp iris-mlp-1.0.0.dlsys appended.dlsys
+printf 'extra' >> appended.dlsys
+set +e
+"$DLSYS" verify appended.dlsys --trust release.key.pub
 echo "exit code: $?"
 set -e
 echo; echo "quickstart done: artefacts in $WORK"

@@ -411,7 +411,7 @@ Result<std::optional<Entry>> Reader::Impl::ReadHeader() {
                  " is followed by data; the end-of-archive marker is two zero blocks and "
                  "nothing follows it");
     }
-    if (auto ok = source->CheckEnd(offset); !ok) return Poison(std::move(ok).error());
+    if (auto ok = source->CheckEnd(offset); !ok) return Bad(ok.error().message);
     at_end = true;
     return std::optional<Entry>();
   }

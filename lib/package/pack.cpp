@@ -362,6 +362,11 @@ Result<PackResult> Pack(const PackOptions& o) {
   }
 
   DLSYS_ASSIGN_OR_RETURN(const std::string manifest_json, manifest::Serialize(m));
+  // The reader's rules, applied to what we are about to write: pack never writes an archive its
+  // own verify would refuse (a limit, a name, a shape the spec allowed but the format does not).
+  if (auto reread = manifest::Parse(manifest_json); !reread) {
+    return tl::unexpected(std::move(reread.error()).Wrap("the manifest dlsys would write is invalid"));
+  }
   PackResult result;
   std::string envelope;
   if (key) {
