@@ -194,6 +194,10 @@ class ManifestParser {
     }
     DLSYS_TRY(Files(root, m));
     DLSYS_TRY(Examples(root, m));
+    if (m.entry_file != kEntryFile) {
+      return r_.Problem("entry_point.file", "'" + Quoted(m.entry_file) +
+                                                "' is not 'model.pt', where pack always stores the model");
+    }
     if (FindFile(m, m.entry_file) == nullptr) {
       return r_.Problem("entry_point.file",
                         "'" + Quoted(m.entry_file) + "' is not listed in 'files'");

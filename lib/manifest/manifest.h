@@ -22,6 +22,7 @@ namespace dlsys::manifest {
 inline constexpr int kFormatVersion = 1;
 inline constexpr std::string_view kManifestPath = "manifest.json";
 inline constexpr std::string_view kSignaturePath = "signature.json";
+inline constexpr std::string_view kEntryFile = "model.pt";  // entry_point.file, always
 inline constexpr std::string_view kPayloadType = "application/vnd.dlsys.manifest.v1+json";
 
 // Limits on a manifest (Parse refuses anything beyond them; Serialize too).

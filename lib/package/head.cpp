@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "manifest/manifest.h"
+#include "signing/keys.h"
 
 namespace dlsys::package::internal {
 
@@ -26,7 +27,7 @@ Result<Head> ReadHead(const std::string& path) {
   std::optional<std::string> envelope;
   if (second && second->path == manifest::kSignaturePath) {
     head_entries.push_back(*second);
-    DLSYS_ASSIGN_OR_RETURN(envelope, reader.ReadAll(kMaxEnvelopeBytes));
+    DLSYS_ASSIGN_OR_RETURN(envelope, reader.ReadAll(signing::kMaxEnvelopeBytes));
     DLSYS_ASSIGN_OR_RETURN(second, reader.Next());
   }
   if (second &&

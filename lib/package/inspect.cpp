@@ -9,6 +9,9 @@ Result<InspectResult> InspectHead(const std::string& path) {
   InspectResult r;
   DLSYS_ASSIGN_OR_RETURN(r.manifest, manifest::Parse(head.manifest_json));
   DLSYS_ASSIGN_OR_RETURN(const std::int64_t created, manifest::CreatedEpoch(r.manifest));
+  // The same manifest rules as verify, requirements included: inspect shows only what verify
+  // would read.
+  DLSYS_TRY(hw::ParseRequirements(r.manifest.requirements_json, "manifest field 'requirements'"));
   for (const archive::Entry& e : head.head_entries) {
     if (e.mtime != created) {
       return Fail(Code::kInvalid, "entry '" + e.path + "' at offset " +

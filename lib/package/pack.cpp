@@ -236,8 +236,8 @@ Result<PackResult> Pack(const PackOptions& o) {
     if (f.archive_path.rfind("examples/", 0) == 0 || !taken.insert(f.archive_path).second) {
       return Fail(Code::kUsage, "extra file '" + f.source + "' would be stored as '" +
                                     f.archive_path +
-                                    "', which is already taken; give it another name with "
-                                    "'as:' in dlsys.yaml");
+                                    "', which is already taken; give it another name (--file SRC=PATH, "
+                                    "or 'as:' in dlsys.yaml)");
     }
     DLSYS_ASSIGN_OR_RETURN(auto content, core::FileContent::Read(f.source));
     extra_files.push_back(std::move(content));

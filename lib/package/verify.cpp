@@ -25,9 +25,6 @@ namespace dlsys::package {
 namespace {
 
 constexpr std::size_t kReadChunkBytes = 1 << 20;
-// Bytes reserved up front for a kept compressed entry; it grows with the data actually read,
-// so a header declaring a huge size costs nothing before its bytes arrive.
-constexpr std::size_t kMaxReserveBytes = 64 << 20;
 // Per-file rows of one status listed individually; beyond that one summary row counts the rest,
 // so the report (and its text, JSON and JUnit renderings) stays small whatever the archive.
 constexpr std::size_t kMaxFileRows = 1000;
@@ -121,7 +118,10 @@ class Verifier {
         "schema v" + std::to_string(man.format_version) + ": " + man.name + " " + man.version +
             ", " + std::to_string(man.files.size()) + " files");
     CheckSignature(head->manifest_json, head->envelope_json);
-    if (keep_) wanted_ = LoadedPaths(man);
+    if (out_.report.container_broken) return Take();
+    // Bytes are kept only for an archive the caller may run: never for one whose signature
+    // failed, so an untrusted archive cannot make verify hold its (declared) gigabytes.
+    if (keep_ && out_.report.ok) wanted_ = LoadedPaths(man);
     CheckFiles(*head);
     return Take();
   }
@@ -183,8 +183,8 @@ class Verifier {
       return;
     }
     auto env = signing::ParseEnvelope(*envelope_json);
-    if (!env) {
-      Add("signature", "signature.json", Status::kFail, env.error().message);
+    if (!env) {  // not the strict, canonical envelope pack writes: invalid input (exit 4)
+      Broken(env.error().message, "signature", "signature.json");
       return;
     }
     if (env->payload_type != manifest::kPayloadType) {
@@ -292,9 +292,27 @@ class Verifier {
     }
   }
 
-  std::string* KeepBuffer(const manifest::FileRecord& f) {
+  // The buffer that keeps file `f`'s bytes, sized (resize) or reserved for it; nullptr when
+  // the file is not kept, or when memory for it cannot be had (then nothing is kept and a row
+  // says why: the smoke test will not run).
+  std::string* KeepBuffer(const manifest::FileRecord& f, bool resize) {
     if (!wanted_.count(f.path)) return nullptr;
-    return &out_.files[f.path];
+    try {
+      std::string& buf = out_.files[f.path];
+      if (resize) {
+        buf.resize(static_cast<std::size_t>(f.size));
+      } else {
+        buf.reserve(static_cast<std::size_t>(f.size));
+      }
+      return &buf;
+    } catch (const std::exception&) {  // std::bad_alloc, std::length_error
+      wanted_.clear();
+      out_.files.clear();
+      Add("smoke", "memory", Status::kFail,
+          "cannot hold '" + f.path + "' (" + core::HumanBytes(f.size) +
+              ") in memory to run it here");
+      return nullptr;
+    }
   }
 
   // Uncompressed archives: hash every shard with positional reads of the one descriptor, on
@@ -305,11 +323,11 @@ class Verifier {
     std::vector<std::string*> keeps(jobs.size());
     for (std::size_t k = 0; k < jobs.size(); ++k) {
       total += jobs[k].length;
-      keeps[k] = KeepBuffer(*jobs[k].record);
-      if (keeps[k] && keeps[k]->size() != jobs[k].record->size) {
-        keeps[k]->resize(static_cast<std::size_t>(jobs[k].record->size));
-      }
+      keeps[k] = k > 0 && jobs[k].record == jobs[k - 1].record
+                     ? keeps[k - 1]
+                     : KeepBuffer(*jobs[k].record, /*resize=*/true);
     }
+    if (wanted_.empty()) std::fill(keeps.begin(), keeps.end(), nullptr);
     std::atomic<std::uint64_t> done{0};
     std::vector<std::string> found(jobs.size());
     std::vector<std::string> errors(jobs.size());
@@ -348,9 +366,9 @@ class Verifier {
 
   // Compressed archives: hash while decompressing, shard by shard.
   bool StreamDigest(archive::Reader& reader, const manifest::FileRecord& f) {
-    std::string* keep = KeepBuffer(f);
-    if (keep)
-      keep->reserve(static_cast<std::size_t>(std::min<std::uint64_t>(f.size, kMaxReserveBytes)));
+    // Reserved up front (its size is signed by a trusted key, or the user allowed unsigned): the
+    // hashing thread appends without ever reallocating.
+    std::string* keep = KeepBuffer(f, /*resize=*/false);
     const auto jobs = JobsFor(f, 0);
     internal::StreamHasher hasher(keep, f.size >= kPipelineBytes);
     for (const auto& job : jobs) {

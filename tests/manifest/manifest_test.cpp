@@ -439,6 +439,17 @@ TEST(ManifestParseTest, RejectsEntryFileNotInFiles) {
   EXPECT_HAS(msg, "other.pt");
 }
 
+// pack always stores the model as model.pt: a manifest naming another listed file as the
+// entry point would make --smoke load, say, the labels file as the model.
+TEST(ManifestParseTest, RejectsEntryFileOtherThanModelPtEvenIfListed) {
+  Manifest m = ValidManifest();
+  m.entry_file = m.files.front().path == "model.pt" ? m.files.back().path : m.files.front().path;
+  ASSERT_NE(m.entry_file, "model.pt");
+  const std::string msg = ParseError(m);
+  EXPECT_HAS(msg, "'entry_point.file'");
+  EXPECT_HAS(msg, "is not 'model.pt'");
+}
+
 TEST(ManifestParseTest, RejectsEntryMethodNotAmongMethods) {
   Manifest m = ValidManifest();
   m.entry_method = "predict";

@@ -13,9 +13,6 @@
 
 namespace dlsys::package::internal {
 
-// The signature envelope holds the manifest in base64 plus a few signatures.
-inline constexpr std::size_t kMaxEnvelopeBytes =
-    manifest::kMaxManifestBytes / 3 * 4 + (std::size_t{64} << 10);
 
 struct Head {
   core::UniqueFd fd;  // the archive, opened once; every later read goes through it
