@@ -154,7 +154,8 @@ class Escaping(HardeningTest):
         archive = self.hostile_archive(
             description=h, owner=h, license=h,
             lineage={h: h, "git_commit": h}, hyperparameters={"lr": h, h: {h: [h, 1]}},
-            training={h: 1}, metrics={h: h}, dependencies={h: h}, requirements={"x" + h: h},
+            training={h: 1}, metrics={h: h}, dependencies={h: h},
+            requirements={"device": "cpu", "cpu_features": [h.lower()]},
             inputs=[{"name": h, "dtype": "float32", "shape": [-1, 4]}],
             outputs=[{"name": h, "dtype": "float32", "shape": [-1, 2]}],
             entry_point={"method": "forward"},
