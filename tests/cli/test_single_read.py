@@ -1,17 +1,19 @@
 """What verify checks is what runs: `verify --smoke` reads the archive once and runs exactly
 the bytes it verified; a file swapped in after verification is never loaded. Also: dict outputs
 are named by key in the model's order, in pack's golden outputs and in the smoke test."""
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import (DLSYS, EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, make_model, run,
-                     tar_members, write_tar)
+from clitest import (DLSYS, EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, canonical_json,
+                     make_model, run, tar_members, write_tar)
 
 SPEC = textwrap.dedent("""\
     name: swap
@@ -71,6 +73,33 @@ class SingleRead(TempDirTest):
         r = run("verify", good, "--trust", self.path("k.key.pub"))
         self.assertEqual(r.returncode, EXIT_VERIFY_FAILED, r.stdout)
         self.assertIn("FAIL  file            model.pt:", r.stdout)
+
+    def test_a_model_that_never_returns_is_stopped_by_the_smoke_timeout(self):
+        # The archive of a good model with its model.pt replaced by one that spins forever (the
+        # manifest updated to match, unsigned): verify must stop it and say so, not hang.
+        members = tar_members(self.pack("mlp", "good.dlsys"))
+        with open(make_model("spin", self.path("spin.pt")), "rb") as f:
+            spin = f.read()
+        doc = json.loads(members[0][1])
+        for record in doc["files"]:
+            if record["path"] == "model.pt":
+                record["size"], record["sha256"] = len(spin), hashlib.sha256(spin).hexdigest()
+        rebuilt = [(members[0][0], canonical_json(doc))]
+        rebuilt += [(m, spin if m.name == "model.pt" else d) for m, d in members[1:]
+                    if m.name != "signature.json"]
+        write_tar(self.path("spin.dlsys"), rebuilt)
+        start = time.monotonic()
+        r = run("verify", self.path("spin.dlsys"), "--allow-unsigned", "--smoke",
+                "--smoke-timeout", "2", "--json", timeout=60)
+        elapsed = time.monotonic() - start
+        self.assertEqual(r.returncode, EXIT_VERIFY_FAILED, r.stdout + r.stderr)
+        rows = [c for c in json.loads(r.stdout)["checks"] if c["check"] == "smoke"]
+        self.assertEqual([c["subject"] for c in rows], ["timeout"], rows)
+        self.assertIn("did not finish within 2 s", rows[0]["message"])
+        self.assertLess(elapsed, 30)
+        # Every file still verified: only the run was stopped.
+        files = [c for c in json.loads(r.stdout)["checks"] if c["check"] == "file"]
+        self.assertTrue(files and all(c["status"] == "PASS" for c in files), files)
 
     def test_dict_outputs_are_named_by_key_in_the_models_order(self):
         spec = SPEC.replace("x: {data: [[1, 2, 3, 4], [0.5, -1, 0, 2]]}", "x: {data: [1, -2, 0.5]}")
