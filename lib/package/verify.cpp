@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -490,6 +491,7 @@ std::vector<Check> SmokeIsolated(const VerifiedArchive& archive,
     return {
         SmokeFailure("process", "cannot start the smoke test: pipe: " + core::ErrnoMessage(errno))};
   }
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
@@ -500,7 +502,10 @@ std::vector<Check> SmokeIsolated(const VerifiedArchive& archive,
   }
   if (pid == 0) {
     // The child: run, report through the pipe, and leave without running the parent's exit
-    // handlers or flushing its stdio buffers.
+    // handlers or flushing its stdio buffers. It dies with its parent (killed or interrupted),
+    // so a model that never returns cannot outlive the command.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(4);  // the parent died before prctl took effect
     ::close(fds[0]);
     const std::string out = EncodeRows(Smoke(archive, requirements, options));
     const char* p = out.data();

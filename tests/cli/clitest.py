@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 import unittest
 
 import jsonschema
@@ -180,6 +181,23 @@ def wait_for_hook(proc, point, timeout=300):
     return want in got, got
 
 
+def wait_stopped(pid, timeout=60):
+    """Waits until pid is stopped (state T): the hook writes its line just before it raises
+    SIGSTOP, so a SIGCONT sent on the line alone could arrive first and be lost. True if it
+    stopped in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in ("T", "t"):
+            return True
+        time.sleep(0.001)  # polling the process state, bounded by the deadline
+    return False
+
+
 def signal_at_hook(test, args, point, sig, env=None, timeout=300):
     """Runs dlsys with DLSYS_TEST_HOOK=point, sends `sig` once it stops there, resumes it
     (SIGCONT) and returns (exit code, stdout, stderr). Fails the test if the hook never fires."""
@@ -192,6 +210,7 @@ def signal_at_hook(test, args, point, sig, env=None, timeout=300):
             out, rest = proc.communicate(timeout=60)
             test.fail(f"hook '{point}' never fired; exit {proc.returncode}; stderr: "
                       f"{(err + rest).decode(errors='replace')}")
+        test.assertTrue(wait_stopped(proc.pid), f"dlsys did not stop at hook '{point}'")
         proc.send_signal(sig)
         proc.send_signal(signal.SIGCONT)
         out, rest = proc.communicate(timeout=timeout)

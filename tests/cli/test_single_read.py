@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from clitest import (DLSYS, EXIT_OK, EXIT_VERIFY_FAILED, TempDirTest, canonical_json,
-                     make_model, run, tar_members, write_tar)
+                     make_model, run, tar_members, wait_stopped, write_tar)
 
 SPEC = textwrap.dedent("""\
     name: swap
@@ -47,6 +47,7 @@ class SingleRead(TempDirTest):
         try:
             line = p.stderr.readline().decode()
             self.assertEqual(line, "dlsys-test-hook: verify-before-smoke\n")
+            self.assertTrue(wait_stopped(p.pid))
             os.replace(replacement, archive)  # the path now names a different archive
             p.send_signal(signal.SIGCONT)
             out, err = p.communicate(timeout=120)
@@ -74,9 +75,9 @@ class SingleRead(TempDirTest):
         self.assertEqual(r.returncode, EXIT_VERIFY_FAILED, r.stdout)
         self.assertIn("FAIL  file            model.pt:", r.stdout)
 
-    def test_a_model_that_never_returns_is_stopped_by_the_smoke_timeout(self):
-        # The archive of a good model with its model.pt replaced by one that spins forever (the
-        # manifest updated to match, unsigned): verify must stop it and say so, not hang.
+    def spin_archive(self):
+        """The archive of a good model with its model.pt replaced by one that spins forever (the
+        manifest updated to match, unsigned)."""
         members = tar_members(self.pack("mlp", "good.dlsys"))
         with open(make_model("spin", self.path("spin.pt")), "rb") as f:
             spin = f.read()
@@ -88,6 +89,10 @@ class SingleRead(TempDirTest):
         rebuilt += [(m, spin if m.name == "model.pt" else d) for m, d in members[1:]
                     if m.name != "signature.json"]
         write_tar(self.path("spin.dlsys"), rebuilt)
+        return self.path("spin.dlsys")
+
+    def test_a_model_that_never_returns_is_stopped_by_the_smoke_timeout(self):
+        self.spin_archive()
         start = time.monotonic()
         r = run("verify", self.path("spin.dlsys"), "--allow-unsigned", "--smoke",
                 "--smoke-timeout", "2", "--json", timeout=60)
@@ -100,6 +105,47 @@ class SingleRead(TempDirTest):
         # Every file still verified: only the run was stopped.
         files = [c for c in json.loads(r.stdout)["checks"] if c["check"] == "file"]
         self.assertTrue(files and all(c["status"] == "PASS" for c in files), files)
+
+    @staticmethod
+    def children(pid):
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+
+    @staticmethod
+    def alive(pid):
+        """True while pid runs (a zombie waiting for its reaper counts as gone)."""
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except FileNotFoundError:
+            return False
+
+    def test_the_smoke_child_dies_with_verify(self):
+        archive = self.spin_archive()
+        p = subprocess.Popen([DLSYS, "verify", archive, "--allow-unsigned", "--smoke",
+                              "--smoke-timeout", "600"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE,
+                             env=dict(os.environ, DLSYS_TEST_HOOK="verify-before-smoke"))
+        try:
+            self.assertEqual(p.stderr.readline(), b"dlsys-test-hook: verify-before-smoke\n")
+            self.assertTrue(wait_stopped(p.pid))
+            p.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            kids = []
+            while not kids and time.monotonic() < deadline:  # waits for the fork to happen
+                kids = self.children(p.pid)
+            self.assertTrue(kids, "verify never started its smoke-test child")
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=30), 143)
+            deadline = time.monotonic() + 30
+            while self.alive(kids[0]) and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling the child's state, bounded by the deadline
+            self.assertFalse(self.alive(kids[0]), "the smoke-test child outlived verify")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
 
     def test_dict_outputs_are_named_by_key_in_the_models_order(self):
         spec = SPEC.replace("x: {data: [[1, 2, 3, 4], [0.5, -1, 0, 2]]}", "x: {data: [1, -2, 0.5]}")
