@@ -14,14 +14,22 @@ namespace dlsys::cli {
 
 int ExitCodeFor(Code code) {
   switch (code) {
-    case Code::kInternal: return kExitInternal;
-    case Code::kUsage: return kExitUsage;
-    case Code::kExists: return kExitUsage;
-    case Code::kNotFound: return kExitNotFound;
-    case Code::kInvalid: return kExitInvalid;
-    case Code::kVerifyFailed: return kExitVerifyFailed;
-    case Code::kUnavailable: return kExitUnavailable;
-    case Code::kInterrupted: return kExitInterrupted;
+    case Code::kInternal:
+      return kExitInternal;
+    case Code::kUsage:
+      return kExitUsage;
+    case Code::kExists:
+      return kExitUsage;
+    case Code::kNotFound:
+      return kExitNotFound;
+    case Code::kInvalid:
+      return kExitInvalid;
+    case Code::kVerifyFailed:
+      return kExitVerifyFailed;
+    case Code::kUnavailable:
+      return kExitUnavailable;
+    case Code::kInterrupted:
+      return kExitInterrupted;
   }
   return kExitInternal;
 }

@@ -16,7 +16,8 @@ struct Options {
 int Run(const Options& o) {
   auto r = package::Inspect(o.archive);
   if (!r) return ReportError(r.error(), o.json);
-  const std::string out = o.json ? RenderInspectJson(o.archive, *r) : RenderInspectText(o.archive, *r);
+  const std::string out =
+      o.json ? RenderInspectJson(o.archive, *r) : RenderInspectText(o.archive, *r);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
 }
@@ -25,10 +26,12 @@ int Run(const Options& o) {
 
 void RegisterInspect(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<inspect_cmd::Options>();
-  auto* sub = app.add_subcommand("inspect", "Show an archive's manifest, files and signer instantly");
+  auto* sub =
+      app.add_subcommand("inspect", "Show an archive's manifest, files and signer instantly");
   sub->add_option("archive", o->archive, "the .dlsys archive")->required();
-  sub->add_flag("--json", o->json,
-                "print JSON (schemas/inspect.schema.json), also on failure (schemas/error.schema.json)");
+  sub->add_flag(
+      "--json", o->json,
+      "print JSON (schemas/inspect.schema.json), also on failure (schemas/error.schema.json)");
   sub->footer(
       "Reads only the head of the archive (manifest and signature), so it takes the same time\n"
       "for a 1 KB model and a 10 GB one. It does not check digests or trust: use 'dlsys verify'.\n"

@@ -20,7 +20,8 @@ int Run(const Options& o) {
     return ReportError(std::move(saved.error()).Wrap("cannot write key '" + o.out + "'"), o.json);
   }
   const std::string key_id = key->Public().KeyId();
-  const std::string out = o.json ? RenderKeygenJson(o.out, key_id) : RenderKeygenText(o.out, key_id);
+  const std::string out =
+      o.json ? RenderKeygenJson(o.out, key_id) : RenderKeygenText(o.out, key_id);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
 }

@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-
 #include <optional>
 #include <string_view>
 
@@ -53,7 +52,8 @@ Result<std::optional<std::int64_t>> SourceDateEpoch() {
     return Fail(Code::kUsage,
                 "SOURCE_DATE_EPOCH='" + core::Truncate(text, 64) +
                     "' is not valid: give whole seconds since 1970-01-01 UTC, digits only, from 0 "
-                    "to " + std::to_string(kMaxSourceDateEpoch) + " (2242-03-16)",
+                    "to " +
+                    std::to_string(kMaxSourceDateEpoch) + " (2242-03-16)",
                 {"unset SOURCE_DATE_EPOCH to stamp the archive with the current time"});
   }
   return std::optional<std::int64_t>(v);
@@ -85,8 +85,9 @@ Result<package::PackOptions> Build(const Options& o) {
     sf.archive_path = eq == std::string::npos ? manifest::DefaultArchivePath(f) : f.substr(eq + 1);
     p.spec.files.push_back(std::move(sf));
   }
-  DLSYS_ASSIGN_OR_RETURN(p.compression, archive::ParseCompression(
-                                            p.spec.compression.empty() ? "none" : p.spec.compression));
+  DLSYS_ASSIGN_OR_RETURN(
+      p.compression,
+      archive::ParseCompression(p.spec.compression.empty() ? "none" : p.spec.compression));
   p.model_path = o.model;
   p.output_path = o.out;
   p.overwrite = o.force;
@@ -115,13 +116,15 @@ int Run(const Options& o) {
 
 void RegisterPack(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<pack_cmd::Options>();
-  auto* sub = app.add_subcommand("pack", "Pack a TorchScript model into a signed, versioned archive");
+  auto* sub =
+      app.add_subcommand("pack", "Pack a TorchScript model into a signed, versioned archive");
   sub->add_option("model", o->model, "the TorchScript model file (torch.jit.save)")->required();
   sub->add_option("--name", o->name, "model name: a-z 0-9 . _ - (overrides the spec)")
       ->check(NonEmpty("a model name, or leave the flag out to use the spec's"));
   sub->add_option("--version", o->version, "SemVer version, e.g. 1.2.0 (overrides the spec)")
       ->check(NonEmpty("a SemVer version, or leave the flag out to use the spec's"));
-  sub->add_option("--spec", o->spec, "dlsys.yaml with metadata, schema, examples (docs/spec-format.md)")
+  sub->add_option("--spec", o->spec,
+                  "dlsys.yaml with metadata, schema, examples (docs/spec-format.md)")
       ->check(NonEmpty("the spec file, or leave the flag out"));
   sub->add_option("--key", o->key, "sign with this Ed25519 private key (from dlsys keygen)")
       ->check(NonEmpty("the private key file, or leave the flag out for an unsigned archive"));

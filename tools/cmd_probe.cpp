@@ -59,7 +59,8 @@ void RegisterProbe(CLI::App& app, RunFn& run) {
       "file format and operator set. Take a profile on a production box, commit it, and check\n"
       "archives against it in CI anywhere. Profiles are plain YAML: write one by hand for an edge\n"
       "device (docs/target-profile.md).\n\n"
-      "Examples:\n  dlsys probe -o prod-cpu.yaml\n  dlsys probe -o prod-cpu.json   # same content, faster to load in CI\n"
+      "Examples:\n  dlsys probe -o prod-cpu.yaml\n  dlsys probe -o prod-cpu.json   # same content, "
+      "faster to load in CI\n"
       "  dlsys verify model.dlsys --trust keys/ --target prod-cpu.yaml");
   sub->callback([o, &run] { run = [o] { return probe_cmd::Run(*o); }; });
 }

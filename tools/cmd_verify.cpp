@@ -43,8 +43,9 @@ int Run(const Options& o) {
   };
   // Refused before the work is done; writing the report checks again without a race.
   if (!o.junit.empty() && !o.force && Exists(o.junit)) {
-    return fail(Error{Code::kExists, "cannot write the --junit report: '" + o.junit +
-                                         "' already exists; pass --force to replace it",
+    return fail(Error{Code::kExists,
+                      "cannot write the --junit report: '" + o.junit +
+                          "' already exists; pass --force to replace it",
                       {}});
   }
   package::VerifyOptions v;
@@ -69,7 +70,9 @@ int Run(const Options& o) {
   v.smoke = o.smoke;
   v.smoke_timeout_s = o.smoke_timeout_s;
   ProgressLine progress("verifying " + o.archive);
-  v.progress = [&](const package::Progress& p) { progress.Update(p.phase, p.done_bytes, p.total_bytes); };
+  v.progress = [&](const package::Progress& p) {
+    progress.Update(p.phase, p.done_bytes, p.total_bytes);
+  };
   auto r = package::Verify(o.archive, v);
   if (!r) return fail(r.error());
   const int code = r->container_broken ? kExitInvalid : r->ok ? kExitOk : kExitVerifyFailed;
@@ -89,7 +92,8 @@ void RegisterVerify(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<verify_cmd::Options>();
   auto* sub = app.add_subcommand("verify", "Prove an archive's integrity, signature and schema");
   sub->add_option("archive", o->archive, "the .dlsys archive")->required();
-  sub->add_option("--trust", o->trust, "trusted public key (KEY.pub) or a directory of *.pub (repeatable)")
+  sub->add_option("--trust", o->trust,
+                  "trusted public key (KEY.pub) or a directory of *.pub (repeatable)")
       ->check(NonEmpty("a public key file or a directory of *.pub"));
   sub->add_flag("--allow-unsigned", o->allow_unsigned,
                 "accept unsigned archives or ones without a trusted key (reported as WARN)");

@@ -20,10 +20,8 @@ struct Subcommand {
 
 // One table of subcommands, in the order --help lists them.
 constexpr Subcommand kSubcommands[] = {
-    {"keygen", dlsys::cli::RegisterKeygen},
-    {"pack", dlsys::cli::RegisterPack},
-    {"inspect", dlsys::cli::RegisterInspect},
-    {"verify", dlsys::cli::RegisterVerify},
+    {"keygen", dlsys::cli::RegisterKeygen},   {"pack", dlsys::cli::RegisterPack},
+    {"inspect", dlsys::cli::RegisterInspect}, {"verify", dlsys::cli::RegisterVerify},
     {"probe", dlsys::cli::RegisterProbe},
 };
 
@@ -72,8 +70,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dlsys: usage error: %s\nRun 'dlsys --help' or 'dlsys COMMAND --help'.\n",
                  dlsys::core::TerminalSafe(e.what()).c_str());
     if (json) {
-      const dlsys::Error error{dlsys::Code::kUsage, e.what(),
-                               {"Run 'dlsys --help' or 'dlsys COMMAND --help'."}};
+      const dlsys::Error error{
+          dlsys::Code::kUsage, e.what(), {"Run 'dlsys --help' or 'dlsys COMMAND --help'."}};
       const std::string out = RenderErrorJson(error, kExitUsage);
       std::fwrite(out.data(), 1, out.size(), stdout);
     }
@@ -88,8 +86,7 @@ int main(int argc, char** argv) {
   try {
     return run ? run() : kExitUsage;
   } catch (const std::exception& e) {
-    return ReportError(dlsys::Error{dlsys::Code::kInternal,
-                                    std::string("internal error: ") + e.what(), {}},
-                       json);
+    return ReportError(
+        dlsys::Error{dlsys::Code::kInternal, std::string("internal error: ") + e.what(), {}}, json);
   }
 }

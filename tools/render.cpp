@@ -1,9 +1,8 @@
 #include "render.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
 
@@ -121,7 +120,8 @@ void Row(std::ostringstream& os, const char* key, const std::string& value) {
   os << buf << value << "\n";
 }
 
-void Tensors(std::ostringstream& os, const char* title, const std::vector<manifest::TensorSpec>& ts) {
+void Tensors(std::ostringstream& os, const char* title,
+             const std::vector<manifest::TensorSpec>& ts) {
   if (ts.empty()) return;
   std::vector<std::string> names;
   names.reserve(ts.size());
@@ -151,7 +151,8 @@ std::string TensorList(const std::vector<manifest::ExampleTensor>& ts) {
   std::string s;
   for (const auto& t : ts) {
     if (!s.empty()) s += "; ";
-    s += Shown(t.tensor.name) + " " + Shown(t.tensor.dtype) + " " + manifest::ShapeText(t.tensor.shape);
+    s += Shown(t.tensor.name) + " " + Shown(t.tensor.dtype) + " " +
+         manifest::ShapeText(t.tensor.shape);
   }
   return s;
 }
@@ -166,11 +167,21 @@ std::string XmlEscape(std::string_view raw) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // TerminalSafe output is well-formed UTF-8, so EF BF BE/BF is exactly U+FFFE/U+FFFF.
         if (static_cast<unsigned char>(c) == 0xEF && i + 2 < s.size() &&
@@ -203,8 +214,9 @@ std::string RenderInspectText(const std::string& path, const package::InspectRes
     os << "  (unsigned)";
   }
   os << "\n";
-  Row(os, "archive", Safe(path) + ", " + core::HumanBytes(r.archive_bytes) + ", compression " +
-                         archive::CompressionName(r.compression));
+  Row(os, "archive",
+      Safe(path) + ", " + core::HumanBytes(r.archive_bytes) + ", compression " +
+          archive::CompressionName(r.compression));
   Row(os, "created", Shown(m.created) + " by dlsys " + Shown(m.tool_version));
   Row(os, "description", Shown(m.description));
   Row(os, "owner", Shown(m.owner));
@@ -216,8 +228,9 @@ std::string RenderInspectText(const std::string& path, const package::InspectRes
   Row(os, "entry point", Shown(m.entry_file) + " :: " + Shown(schema ? *schema : m.entry_method));
   std::string devices;
   for (const auto& d : m.model.devices) devices += (devices.empty() ? "" : ",") + Shown(d);
-  Row(os, "runtime", "libtorch " + Shown(m.model.runtime_version) + ", TorchScript file format " +
-                         std::to_string(m.model.file_format_version) + ", devices " + devices);
+  Row(os, "runtime",
+      "libtorch " + Shown(m.model.runtime_version) + ", TorchScript file format " +
+          std::to_string(m.model.file_format_version) + ", devices " + devices);
   if (r.is_signed) {
     for (const auto& k : r.signer_key_ids) Row(os, "signer key", Shown(k));
   }
@@ -227,7 +240,8 @@ std::string RenderInspectText(const std::string& path, const package::InspectRes
   Row(os, "parameters", Group(m.model.parameters));
   Row(os, "buffers", Group(m.model.buffers));
   std::string methods;
-  for (const auto& meth : m.model.methods) methods += (methods.empty() ? "" : ", ") + Shown(meth.name);
+  for (const auto& meth : m.model.methods)
+    methods += (methods.empty() ? "" : ", ") + Shown(meth.name);
   Row(os, "methods", methods);
   std::string ops;
   for (std::size_t i = 0; i < m.model.operators.size() && i < 12; ++i) {
@@ -313,15 +327,17 @@ std::string RenderVerifyText(const package::VerifyReport& r) {
 std::string RenderVerifyJson(const package::VerifyReport& r, int exit_code) {
   json checks = json::array();
   for (const auto& c : r.checks) {
-    json row{{"check", c.check}, {"subject", c.subject}, {"status", package::StatusName(c.status)},
+    json row{{"check", c.check},
+             {"subject", c.subject},
+             {"status", package::StatusName(c.status)},
              {"message", c.message}};
     if (!c.expected.empty()) row["expected"] = c.expected;
     if (!c.found.empty()) row["found"] = c.found;
     checks.push_back(std::move(row));
   }
-  json j{{"archive", r.archive_path}, {"ok", r.ok},       {"exit_code", exit_code},
-         {"name", r.name},            {"version", r.version}, {"key_id", r.key_id},
-         {"checks", checks}};
+  json j{
+      {"archive", r.archive_path}, {"ok", r.ok},         {"exit_code", exit_code}, {"name", r.name},
+      {"version", r.version},      {"key_id", r.key_id}, {"checks", checks}};
   return Dump(j, 2) + "\n";
 }
 
@@ -354,11 +370,10 @@ std::string RenderVerifyJUnit(const package::VerifyReport& r) {
 }
 
 std::string RenderPackText(const std::string& out, const package::PackResult& r) {
-  const std::string signer =
-      r.key_id.empty() ? "unsigned" : "signed by " + Shown(r.key_id, 17);
-  return "packed " + Shown(r.manifest.name) + " " + Shown(r.manifest.version) + " -> " +
-         Safe(out) + " (" + core::HumanBytes(r.archive_bytes) + ", " +
-         std::to_string(r.manifest.files.size()) + " files, " + signer + ")\n";
+  const std::string signer = r.key_id.empty() ? "unsigned" : "signed by " + Shown(r.key_id, 17);
+  return "packed " + Shown(r.manifest.name) + " " + Shown(r.manifest.version) + " -> " + Safe(out) +
+         " (" + core::HumanBytes(r.archive_bytes) + ", " + std::to_string(r.manifest.files.size()) +
+         " files, " + signer + ")\n";
 }
 
 std::string RenderPackJson(const std::string& out, const package::PackResult& r) {
@@ -374,13 +389,15 @@ std::string RenderPackJson(const std::string& out, const package::PackResult& r)
 
 std::string RenderKeygenText(const std::string& out, const std::string& key_id) {
   const std::string path = Safe(out);
-  return "wrote private key " + path + " (mode 0600; keep it secret)\n" +
-         "wrote public key  " + path + ".pub (give it to verifiers: --trust " + path + ".pub)\n" +
-         "key id            " + Safe(key_id) + "\n";
+  return "wrote private key " + path + " (mode 0600; keep it secret)\n" + "wrote public key  " +
+         path + ".pub (give it to verifiers: --trust " + path + ".pub)\n" + "key id            " +
+         Safe(key_id) + "\n";
 }
 
 std::string RenderKeygenJson(const std::string& out, const std::string& key_id) {
-  json j{{"private_key", out}, {"public_key", out + ".pub"}, {"key_id", key_id},
+  json j{{"private_key", out},
+         {"public_key", out + ".pub"},
+         {"key_id", key_id},
          {"algorithm", "ed25519"}};
   return Dump(j, -1) + "\n";
 }
@@ -397,8 +414,9 @@ std::string RenderErrorJson(const Error& error, int exit_code) {
 }
 
 std::string RenderVerifyErrorJson(const std::string& archive, const Error& error, int exit_code) {
-  json j{{"archive", archive}, {"ok", false},   {"exit_code", exit_code},
-         {"name", ""},         {"version", ""}, {"key_id", ""},
+  json j{{"archive", archive},      {"ok", false},
+         {"exit_code", exit_code},  {"name", ""},
+         {"version", ""},           {"key_id", ""},
          {"checks", json::array()}, {"error", ErrorObject(error)}};
   return Dump(j, 2) + "\n";
 }

@@ -1,16 +1,17 @@
+#include "core/internal/json.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <exception>
-#include <optional>
-#include <string>
 #include <iterator>
 #include <new>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
-#include "core/internal/json.h"
 #include "core/text.h"
 #include "core/utf8.h"
 
@@ -120,8 +121,7 @@ class DomBuilder {
     stack_.pop_back();
     return true;
   }
-  bool parse_error(std::size_t position, const std::string& last_token,
-                   const Json::exception& ex) {
+  bool parse_error(std::size_t position, const std::string& last_token, const Json::exception& ex) {
     if (ex.id == 406) {  // a number too large for a double
       const std::size_t start = position >= last_token.size() ? position - last_token.size() : 0;
       return Reject(start, "number " + Quoted(last_token) + " is not finite");
@@ -175,8 +175,8 @@ class DomBuilder {
   }
 
   bool Reject(std::size_t offset, const std::string& problem) {
-    error_ = Error{Code::kInvalid, what_ + ": " + problem + " at byte " + std::to_string(offset),
-                   {}};
+    error_ =
+        Error{Code::kInvalid, what_ + ": " + problem + " at byte " + std::to_string(offset), {}};
     return false;
   }
 
@@ -238,13 +238,27 @@ void AppendString(std::string& out, std::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -275,7 +289,8 @@ std::u16string Utf16(std::string_view s) {
     } else {
       cp = c & 0x07, len = 4;
     }
-    for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    for (std::size_t k = 1; k < len; ++k)
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
     i += len;
     if (cp >= 0x10000) {
       cp -= 0x10000;
@@ -306,27 +321,31 @@ std::string PointerOf(const std::vector<Frame>& stack) {
   for (const Frame& f : stack) {
     if (f.next == 0) break;
     out += '/';
-    out += f.node->is_object() ? Quoted(*f.members[f.next - 1].name, 32)
-                               : std::to_string(f.next - 1);
+    out +=
+        f.node->is_object() ? Quoted(*f.members[f.next - 1].name, 32) : std::to_string(f.next - 1);
   }
   return out.empty() ? "/" : out;
 }
 
 Error CanonicalError(const std::vector<Frame>& stack, const std::string& problem) {
-  return Error{Code::kInvalid,
-               "cannot write canonical JSON: " + problem + " at " + PointerOf(stack), {}};
+  return Error{
+      Code::kInvalid, "cannot write canonical JSON: " + problem + " at " + PointerOf(stack), {}};
 }
 
 // Writes a scalar, or opens a container (pushing its frame).
 Result<void> Emit(const Json& v, std::string& out, std::vector<Frame>& stack) {
   switch (v.type()) {
-    case Json::value_t::null: out += "null"; return {};
-    case Json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return {};
+    case Json::value_t::null:
+      out += "null";
+      return {};
+    case Json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      return {};
     case Json::value_t::number_integer: {
       const auto i = v.get<std::int64_t>();
       if (i < -kMaxSafeInteger || i > kMaxSafeInteger) {
-        return tl::unexpected(CanonicalError(
-            stack, "integer " + std::to_string(i) + " is outside +-(2^53 - 1)"));
+        return tl::unexpected(
+            CanonicalError(stack, "integer " + std::to_string(i) + " is outside +-(2^53 - 1)"));
       }
       out += std::to_string(i);
       return {};
@@ -334,8 +353,8 @@ Result<void> Emit(const Json& v, std::string& out, std::vector<Frame>& stack) {
     case Json::value_t::number_unsigned: {
       const auto u = v.get<std::uint64_t>();
       if (u > static_cast<std::uint64_t>(kMaxSafeInteger)) {
-        return tl::unexpected(CanonicalError(
-            stack, "integer " + std::to_string(u) + " is outside +-(2^53 - 1)"));
+        return tl::unexpected(
+            CanonicalError(stack, "integer " + std::to_string(u) + " is outside +-(2^53 - 1)"));
       }
       out += std::to_string(u);
       return {};
@@ -343,8 +362,8 @@ Result<void> Emit(const Json& v, std::string& out, std::vector<Frame>& stack) {
     case Json::value_t::number_float: {
       const double d = v.get<double>();
       if (!std::isfinite(d)) {
-        return tl::unexpected(CanonicalError(stack, "number " + EcmaScriptNumber(d) +
-                                                        " is not finite"));
+        return tl::unexpected(
+            CanonicalError(stack, "number " + EcmaScriptNumber(d) + " is not finite"));
       }
       const std::string text = EcmaScriptNumber(d);
       if (std::fabs(d) > static_cast<double>(kMaxSafeInteger) && IsIntegerLiteral(text)) {
@@ -357,8 +376,8 @@ Result<void> Emit(const Json& v, std::string& out, std::vector<Frame>& stack) {
     case Json::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();
       if (const auto bad = FindInvalidUtf8(s); bad != std::string::npos) {
-        return tl::unexpected(CanonicalError(
-            stack, "string is not valid UTF-8 (byte " + std::to_string(bad) + ")"));
+        return tl::unexpected(
+            CanonicalError(stack, "string is not valid UTF-8 (byte " + std::to_string(bad) + ")"));
       }
       AppendString(out, s);
       return {};
@@ -373,8 +392,8 @@ Result<void> Emit(const Json& v, std::string& out, std::vector<Frame>& stack) {
       f.members.reserve(members.size());
       for (const auto& [name, value] : members) {
         if (const auto bad = FindInvalidUtf8(name); bad != std::string::npos) {
-          return tl::unexpected(CanonicalError(
-              stack, "member name '" + Quoted(name) + "' is not valid UTF-8"));
+          return tl::unexpected(
+              CanonicalError(stack, "member name '" + Quoted(name) + "' is not valid UTF-8"));
         }
         f.members.push_back(Member{Utf16(name), &name, &value});
       }
@@ -463,7 +482,8 @@ std::string EcmaScriptNumber(double v) {
   // The shortest digits that round-trip, ties to the closest (what ECMAScript asks for): the
   // C++ standard specifies exactly this for to_chars without a precision.
   char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof buf, std::fabs(v), std::chars_format::scientific);
+  const auto res =
+      std::to_chars(buf, buf + sizeof buf, std::fabs(v), std::chars_format::scientific);
   const std::string_view sci(buf, static_cast<std::size_t>(res.ptr - buf));  // "d.ddde+XX"
   const std::size_t e = sci.find('e');
   std::string digits(sci.substr(0, e));
@@ -477,7 +497,8 @@ std::string EcmaScriptNumber(double v) {
     return sign + digits.substr(0, static_cast<std::size_t>(n)) + "." +
            digits.substr(static_cast<std::size_t>(n));
   }
-  if (-6 < n && n <= 0) return sign + "0." + std::string(static_cast<std::size_t>(-n), '0') + digits;
+  if (-6 < n && n <= 0)
+    return sign + "0." + std::string(static_cast<std::size_t>(-n), '0') + digits;
   const int e10 = n - 1;
   const std::string exp = std::string(e10 < 0 ? "-" : "+") + std::to_string(e10 < 0 ? -e10 : e10);
   if (k == 1) return sign + digits + "e" + exp;

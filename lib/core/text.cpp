@@ -78,10 +78,17 @@ std::string TerminalSafe(std::string_view s) {
     }
     if (c < 0x80) {
       switch (c) {
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default: AppendByteEscape(out, c);
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          AppendByteEscape(out, c);
       }
       ++i;
       continue;

@@ -1,7 +1,5 @@
 #include "hw/profile.h"
 
-#include "manifest/internal/yaml_json.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include "core/file.h"
 #include "core/internal/json.h"
 #include "hw/internal/read.h"
+#include "manifest/internal/yaml_json.h"
 #include "manifest/spec.h"
 
 namespace dlsys::hw {
@@ -259,9 +258,8 @@ bool NeedsQuotes(const std::string& s) {
       R"(true|True|TRUE|false|False|FALSE|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))?$)");
   // Control characters (a stray \r from a Windows file) would be written raw in a plain scalar
   // and read back as line breaks: double quotes make the emitter escape them.
-  const bool control = std::any_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-  });
+  const bool control = std::any_of(
+      s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
   return control || std::regex_match(s, kNonString) || s.front() == ' ' || s.back() == ' ';
 }
 

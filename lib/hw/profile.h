@@ -21,19 +21,19 @@ inline constexpr std::size_t kMaxProfileValues = 1000000;
 inline constexpr std::size_t kMaxProfileDepth = 64;
 
 struct Gpu {
-  std::string name;                        // "NVIDIA A100-SXM4-80GB"
+  std::string name;  // "NVIDIA A100-SXM4-80GB"
   std::optional<std::uint64_t> memory_bytes;
   std::optional<std::string> compute_capability;  // "8.0"
   std::string driver_version;
-  std::string cuda_version;                // "12.2"
+  std::string cuda_version;  // "12.2"
 
   bool operator==(const Gpu&) const = default;
 };
 
 struct RuntimeInfo {
-  std::string libtorch_version;                     // "1.13.0"
+  std::string libtorch_version;                         // "1.13.0"
   std::optional<std::int64_t> max_file_format_version;  // newest TorchScript format it reads
-  std::vector<std::string> operators;               // sorted; empty = not listed
+  std::vector<std::string> operators;                   // sorted; empty = not listed
 
   bool operator==(const RuntimeInfo&) const = default;
 };

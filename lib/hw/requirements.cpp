@@ -101,9 +101,8 @@ Result<Requirements> FromJson(const Json& root, const std::string& display) {
   DLSYS_ASSIGN_OR_RETURN(req.min_gpu_memory_bytes,
                          SizeEitherWay(r, display, root, "min_gpu_memory"));
   DLSYS_ASSIGN_OR_RETURN(req.min_memory_bytes, SizeEitherWay(r, display, root, "min_memory"));
-  DLSYS_ASSIGN_OR_RETURN(req.cpu_features,
-                         r.Strings(root, "", "cpu_features", false, kMaxCpuFeatureBytes,
-                                   kMaxCpuFeatures));
+  DLSYS_ASSIGN_OR_RETURN(req.cpu_features, r.Strings(root, "", "cpu_features", false,
+                                                     kMaxCpuFeatureBytes, kMaxCpuFeatures));
   for (auto& f : req.cpu_features) f = Lower(std::move(f));
   std::sort(req.cpu_features.begin(), req.cpu_features.end());
   req.cpu_features.erase(std::unique(req.cpu_features.begin(), req.cpu_features.end()),
@@ -186,8 +185,7 @@ core::ByteSize Sum(const std::map<std::string, std::int64_t>& by_dtype) {
 
 std::uint64_t WeightBytes(const runtime::ModelSummary& summary) {
   // Checked: a sum that wrapped around would make the memory requirement pass anywhere.
-  return (Sum(summary.parameters.bytes_by_dtype) + Sum(summary.buffers.bytes_by_dtype))
-      .Saturated();
+  return (Sum(summary.parameters.bytes_by_dtype) + Sum(summary.buffers.bytes_by_dtype)).Saturated();
 }
 
 namespace {

@@ -19,8 +19,8 @@ namespace dlsys::hw {
 inline constexpr std::size_t kMaxRequirementsBytes = 1u << 20;
 inline constexpr std::size_t kMaxRequirementsValues = 10000;
 inline constexpr std::size_t kMaxRequirementsDepth = 16;
-inline constexpr std::size_t kMaxCpuFeatures = 1024;      // entries of cpu_features
-inline constexpr std::size_t kMaxCpuFeatureBytes = 64;    // one feature name
+inline constexpr std::size_t kMaxCpuFeatures = 1024;    // entries of cpu_features
+inline constexpr std::size_t kMaxCpuFeatureBytes = 64;  // one feature name
 
 // Measured on the packing machine with the example inputs.
 struct Measured {
@@ -28,19 +28,19 @@ struct Measured {
   std::uint64_t weights_bytes = 0;      // parameter + buffer bytes
   double forward_latency_ms = 0;        // median over forward_runs
   int forward_runs = 0;
-  int threads = 0;                      // intra-op threads used
-  std::string example;                  // which example was timed
-  std::string machine;                  // CPU model of the packing machine
+  int threads = 0;      // intra-op threads used
+  std::string example;  // which example was timed
+  std::string machine;  // CPU model of the packing machine
 
   bool operator==(const Measured&) const = default;
 };
 
 struct Requirements {
-  std::string device = "cpu";                     // "cpu" | "cuda"
+  std::string device = "cpu";                             // "cpu" | "cuda"
   std::optional<std::string> min_gpu_compute_capability;  // "8.0"
   std::optional<std::uint64_t> min_gpu_memory_bytes;
   std::optional<std::uint64_t> min_memory_bytes;
-  std::vector<std::string> cpu_features;          // lower-case, e.g. "avx2"
+  std::vector<std::string> cpu_features;  // lower-case, e.g. "avx2"
   std::optional<double> latency_budget_ms;
   std::optional<std::int64_t> max_batch_size;
   std::optional<Measured> measured;

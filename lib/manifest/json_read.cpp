@@ -9,15 +9,23 @@ namespace dlsys::manifest::internal {
 
 std::string TypeName(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::boolean: return "a boolean";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::boolean:
+      return "a boolean";
     case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "an integer";
-    case Json::value_t::number_float: return "a number";
-    default: return "a binary value";
+    case Json::value_t::number_unsigned:
+      return "an integer";
+    case Json::value_t::number_float:
+      return "a number";
+    default:
+      return "a binary value";
   }
 }
 
@@ -71,7 +79,8 @@ Result<std::int64_t> Reader::Int(const Json& obj, const std::string& path, const
   DLSYS_ASSIGN_OR_RETURN(const Json* v, Get(obj, path, key, required));
   if (v == nullptr) return min;
   if (!v->is_number_integer()) return Bad(Join(path, key), "an integer", v);
-  const std::string range = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  const std::string range =
+      "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
   // nlohmann stores non-negative integers as unsigned: compare them as unsigned, so a value
   // beyond INT64_MAX never wraps into range.
   if (v->is_number_unsigned()) {
@@ -93,9 +102,10 @@ Result<double> Reader::Number(const Json& obj, const std::string& path, const ch
   if (!v->is_number()) return Bad(Join(path, key), "a number", v);
   const double d = v->get<double>();
   if (!std::isfinite(d) || d < min) {
-    return Bad(Join(path, key), min > -std::numeric_limits<double>::max()
-                                    ? "a finite number >= " + core::EcmaScriptNumber(min)
-                                    : std::string("a finite number"),
+    return Bad(Join(path, key),
+               min > -std::numeric_limits<double>::max()
+                   ? "a finite number >= " + core::EcmaScriptNumber(min)
+                   : std::string("a finite number"),
                v);
   }
   return d;
@@ -113,15 +123,13 @@ Result<std::string> Reader::Object(const Json& obj, const std::string& path,
 
 Result<std::vector<std::string>> Reader::Strings(const Json& obj, const std::string& path,
                                                  const char* key, bool required,
-                                                 std::size_t max_len,
-                                                 std::size_t max_items) const {
+                                                 std::size_t max_len, std::size_t max_items) const {
   DLSYS_ASSIGN_OR_RETURN(const Json* v, Get(obj, path, key, required));
   std::vector<std::string> out;
   if (v == nullptr) return out;
   if (!v->is_array()) return Bad(Join(path, key), "an array of strings", v);
   if (v->size() > max_items) {
-    return Bad(Join(path, key), "an array of at most " + std::to_string(max_items) + " strings",
-               v);
+    return Bad(Join(path, key), "an array of at most " + std::to_string(max_items) + " strings", v);
   }
   const auto& items = v->get_ref<const Json::array_t&>();
   out.reserve(items.size());

@@ -143,11 +143,12 @@ class ManifestParser {
  public:
   Result<Manifest> Run(const Json& root) {
     if (!root.is_object()) return r_.Bad("(root)", "an object", &root);
-    DLSYS_TRY(r_.ExactKeys(root, "",
-                           {"format_version", "name", "version", "description", "owner", "license",
-                            "created", "lineage", "hyperparameters", "training", "metrics",
-                            "dependencies", "requirements", "entry_point", "inputs", "outputs",
-                            "model", "examples", "files", "tool", "framework"}));
+    DLSYS_TRY(r_.ExactKeys(
+        root, "", {"format_version", "name",         "version",      "description",     "owner",
+                   "license",        "created",      "lineage",      "hyperparameters", "training",
+                   "metrics",        "dependencies", "requirements", "entry_point",     "inputs",
+                   "outputs",        "model",        "examples",     "files",           "tool",
+                   "framework"}));
     Manifest m;
     DLSYS_ASSIGN_OR_RETURN(auto fv, r_.Int(root, "", "format_version", true, 1, 1000));
     if (fv != kFormatVersion) {
@@ -161,7 +162,8 @@ class ManifestParser {
       return r_.Bad("name", "1-128 characters of a-z 0-9 . _ -", Find(root, "name"));
     }
     DLSYS_ASSIGN_OR_RETURN(m.version, r_.String(root, "", "version", true, kMaxVersionBytes));
-    if (!core::IsSemver(m.version)) return r_.Bad("version", "a SemVer version", Find(root, "version"));
+    if (!core::IsSemver(m.version))
+      return r_.Bad("version", "a SemVer version", Find(root, "version"));
     DLSYS_ASSIGN_OR_RETURN(m.description,
                            r_.String(root, "", "description", true, kMaxDescriptionBytes));
     DLSYS_ASSIGN_OR_RETURN(m.owner, r_.String(root, "", "owner", true, kMaxTextBytes));
@@ -179,7 +181,8 @@ class ManifestParser {
     DLSYS_ASSIGN_OR_RETURN(const Json* entry, r_.Get(root, "", "entry_point", true));
     if (!entry->is_object()) return r_.Bad("entry_point", "an object", entry);
     DLSYS_TRY(r_.ExactKeys(*entry, "entry_point", {"file", "method"}));
-    DLSYS_ASSIGN_OR_RETURN(m.entry_file, r_.String(*entry, "entry_point", "file", true, kMaxPathBytes));
+    DLSYS_ASSIGN_OR_RETURN(m.entry_file,
+                           r_.String(*entry, "entry_point", "file", true, kMaxPathBytes));
     DLSYS_ASSIGN_OR_RETURN(m.entry_method, r_.String(*entry, "entry_point", "method", true,
                                                      kMaxIdentifierBytes, true));
 
@@ -189,14 +192,15 @@ class ManifestParser {
     DLSYS_ASSIGN_OR_RETURN(m.model, Summary(*model));
     if (std::none_of(m.model.methods.begin(), m.model.methods.end(),
                      [&](const runtime::MethodInfo& mi) { return mi.name == m.entry_method; })) {
-      return r_.Problem("entry_point.method", "'" + Quoted(m.entry_method) +
-                                                  "' is not among model.methods");
+      return r_.Problem("entry_point.method",
+                        "'" + Quoted(m.entry_method) + "' is not among model.methods");
     }
     DLSYS_TRY(Files(root, m));
     DLSYS_TRY(Examples(root, m));
     if (m.entry_file != kEntryFile) {
-      return r_.Problem("entry_point.file", "'" + Quoted(m.entry_file) +
-                                                "' is not 'model.pt', where pack always stores the model");
+      return r_.Problem(
+          "entry_point.file",
+          "'" + Quoted(m.entry_file) + "' is not 'model.pt', where pack always stores the model");
     }
     if (FindFile(m, m.entry_file) == nullptr) {
       return r_.Problem("entry_point.file",
@@ -229,9 +233,10 @@ class ManifestParser {
   // A tensor schema; example tensors (`path` set) have concrete shapes and a payload file.
   Result<TensorSpec> Tensor(const Json& j, const std::string& path, bool example) {
     if (!j.is_object()) {
-      return r_.Bad(path, example ? "an object with dtype, name, path, shape"
-                                  : "an object with dtype, name, shape",
-                    &j);
+      return r_.Bad(
+          path,
+          example ? "an object with dtype, name, path, shape" : "an object with dtype, name, shape",
+          &j);
     }
     if (example) {
       DLSYS_TRY(r_.ExactKeys(j, path, {"dtype", "name", "path", "shape"}));
@@ -285,8 +290,8 @@ class ManifestParser {
         return r_.Problem(Join(by_path, Quoted(k)),
                           "'" + Quoted(k) + "' is not a dtype name (float32, int64, ...)");
       }
-      DLSYS_ASSIGN_OR_RETURN(auto bytes, r_.Int(*by, by_path, k.c_str(), true, 0,
-                                                core::kMaxSafeInteger));
+      DLSYS_ASSIGN_OR_RETURN(auto bytes,
+                             r_.Int(*by, by_path, k.c_str(), true, 0, core::kMaxSafeInteger));
       g.bytes_by_dtype[k] = bytes;
       total_bytes += core::ByteSize(static_cast<std::uint64_t>(bytes));
     }
@@ -322,17 +327,18 @@ class ManifestParser {
     DLSYS_ASSIGN_OR_RETURN(const Json* buffers, r_.Get(j, "model", "buffers", true));
     DLSYS_ASSIGN_OR_RETURN(s.buffers, Group(*buffers, "model.buffers", weight_bytes));
     if (!weight_bytes.FitsIn(kMaxSafe)) {
-      return r_.Problem("model.buffers.bytes_by_dtype",
-                        "parameters and buffers together have more than " +
-                            std::to_string(kMaxSafe) + " bytes");
+      return r_.Problem(
+          "model.buffers.bytes_by_dtype",
+          "parameters and buffers together have more than " + std::to_string(kMaxSafe) + " bytes");
     }
-    DLSYS_ASSIGN_OR_RETURN(s.operators, r_.Strings(j, "model", "operators", true, kMaxIdentifierBytes));
+    DLSYS_ASSIGN_OR_RETURN(s.operators,
+                           r_.Strings(j, "model", "operators", true, kMaxIdentifierBytes));
     for (std::size_t i = 1; i < s.operators.size(); ++i) {
       if (!(s.operators[i - 1] < s.operators[i])) {
         return r_.Problem(Index("model.operators", i),
                           "operators must be sorted without duplicates, but '" +
-                              Quoted(s.operators[i]) + "' follows '" +
-                              Quoted(s.operators[i - 1]) + "'");
+                              Quoted(s.operators[i]) + "' follows '" + Quoted(s.operators[i - 1]) +
+                              "'");
       }
     }
     DLSYS_ASSIGN_OR_RETURN(s.file_format_version,
@@ -351,19 +357,17 @@ class ManifestParser {
       return r_.Problem(path + ".path", ok.error().message);
     }
     if (f.path == kManifestPath || f.path == kSignaturePath) {
-      return r_.Problem(path + ".path",
-                        "'" + f.path + "' is reserved for dlsys's own entries");
+      return r_.Problem(path + ".path", "'" + f.path + "' is reserved for dlsys's own entries");
     }
-    DLSYS_ASSIGN_OR_RETURN(auto size, r_.Int(fj, path, "size", true, 0,
-                                             static_cast<std::int64_t>(kMaxFileBytes)));
+    DLSYS_ASSIGN_OR_RETURN(
+        auto size, r_.Int(fj, path, "size", true, 0, static_cast<std::int64_t>(kMaxFileBytes)));
     f.size = static_cast<std::uint64_t>(size);
     const bool sharded = f.size > kShardBytes;
     if (sharded) {
       if (Find(fj, "sha256") != nullptr) {
-        return r_.Problem(path + ".sha256",
-                          "a file of " + std::to_string(f.size) + " bytes (more than " +
-                              std::to_string(kShardBytes) +
-                              ") has 'shard_bytes' and 'shards', not 'sha256'");
+        return r_.Problem(path + ".sha256", "a file of " + std::to_string(f.size) +
+                                                " bytes (more than " + std::to_string(kShardBytes) +
+                                                ") has 'shard_bytes' and 'shards', not 'sha256'");
       }
       DLSYS_TRY(r_.ExactKeys(fj, path, {"mode", "path", "shard_bytes", "shards", "size"}));
     } else {
@@ -387,7 +391,8 @@ class ManifestParser {
       }
       return f;
     }
-    DLSYS_ASSIGN_OR_RETURN(auto sb, r_.Int(fj, path, "shard_bytes", true, 0, core::kMaxSafeInteger));
+    DLSYS_ASSIGN_OR_RETURN(auto sb,
+                           r_.Int(fj, path, "shard_bytes", true, 0, core::kMaxSafeInteger));
     if (static_cast<std::uint64_t>(sb) != kShardBytes) {
       return r_.Bad(path + ".shard_bytes", std::to_string(kShardBytes), Find(fj, "shard_bytes"));
     }
@@ -396,12 +401,12 @@ class ManifestParser {
     const std::uint64_t want = f.size / kShardBytes + (f.size % kShardBytes != 0 ? 1 : 0);
     DLSYS_ASSIGN_OR_RETURN(const Json* shards, r_.Get(fj, path, "shards", true));
     if (!shards->is_array() || shards->size() != want) {
-      return r_.Problem(path + ".shards",
-                        "a file of " + std::to_string(f.size) + " bytes in shards of " +
-                            std::to_string(kShardBytes) + " needs " + std::to_string(want) +
-                            " shard digests, found " +
-                            (shards->is_array() ? std::to_string(shards->size())
-                                                : internal::TypeName(*shards)));
+      return r_.Problem(
+          path + ".shards",
+          "a file of " + std::to_string(f.size) + " bytes in shards of " +
+              std::to_string(kShardBytes) + " needs " + std::to_string(want) +
+              " shard digests, found " +
+              (shards->is_array() ? std::to_string(shards->size()) : internal::TypeName(*shards)));
     }
     for (std::size_t k = 0; k < shards->size(); ++k) {
       const Json& d = (*shards)[k];
@@ -424,9 +429,10 @@ class ManifestParser {
       const std::string path = Index("files", i);
       DLSYS_ASSIGN_OR_RETURN(FileRecord f, File((*files)[i], path));
       if (!m.files.empty() && !(m.files.back().path < f.path)) {
-        return r_.Problem(path + ".path", "files must be sorted by path (byte order) without "
-                                          "duplicates, but '" + f.path + "' follows '" +
-                                          m.files.back().path + "'");
+        return r_.Problem(path + ".path",
+                          "files must be sorted by path (byte order) without "
+                          "duplicates, but '" +
+                              f.path + "' follows '" + m.files.back().path + "'");
       }
       paths.push_back(f.path);
       m.files.push_back(std::move(f));
@@ -456,12 +462,12 @@ class ManifestParser {
       }
       const core::ByteSize want = TensorBytes(t.tensor.shape, *ManifestDType(t.tensor.dtype));
       if (want != file->size) {
-        return r_.Problem(tp + ".shape",
-                          "shape " + ShapeText(t.tensor.shape) + " of " + t.tensor.dtype +
-                              " needs " +
-                              (want.overflowed() ? std::string("more than 2^64")
-                                                 : std::to_string(*want.value())) +
-                              " bytes, but '" + t.path + "' has " + std::to_string(file->size));
+        return r_.Problem(tp + ".shape", "shape " + ShapeText(t.tensor.shape) + " of " +
+                                             t.tensor.dtype + " needs " +
+                                             (want.overflowed() ? std::string("more than 2^64")
+                                                                : std::to_string(*want.value())) +
+                                             " bytes, but '" + t.path + "' has " +
+                                             std::to_string(file->size));
       }
       out.push_back(std::move(t));
     }
@@ -522,8 +528,8 @@ Result<std::string> Serialize(const Manifest& m) {
     Json in = Json::array(), out = Json::array();
     for (const auto& t : e.inputs) in.push_back(ExampleTensorJson(t));
     for (const auto& t : e.outputs) out.push_back(ExampleTensorJson(t));
-    examples.push_back(Json{{"name", e.name}, {"inputs", in}, {"outputs", out},
-                            {"rtol", e.rtol}, {"atol", e.atol}});
+    examples.push_back(Json{
+        {"name", e.name}, {"inputs", in}, {"outputs", out}, {"rtol", e.rtol}, {"atol", e.atol}});
   }
   Json j{{"format_version", m.format_version},
          {"name", m.name},
@@ -541,7 +547,8 @@ Result<std::string> Serialize(const Manifest& m) {
          {"files", files},
          {"tool", Json{{"name", "dlsys"}, {"version", m.tool_version}}}};
   DLSYS_ASSIGN_OR_RETURN(j["lineage"], SectionJson("lineage", m.lineage_json));
-  DLSYS_ASSIGN_OR_RETURN(j["hyperparameters"], SectionJson("hyperparameters", m.hyperparameters_json));
+  DLSYS_ASSIGN_OR_RETURN(j["hyperparameters"],
+                         SectionJson("hyperparameters", m.hyperparameters_json));
   DLSYS_ASSIGN_OR_RETURN(j["training"], SectionJson("training", m.training_json));
   DLSYS_ASSIGN_OR_RETURN(j["metrics"], SectionJson("metrics", m.metrics_json));
   DLSYS_ASSIGN_OR_RETURN(j["dependencies"], SectionJson("dependencies", m.dependencies_json));
@@ -549,10 +556,9 @@ Result<std::string> Serialize(const Manifest& m) {
   auto text = core::CanonicalJson(j);
   if (!text) return tl::unexpected(std::move(text).error().Wrap("cannot serialize the manifest"));
   if (text->size() > kMaxManifestBytes) {
-    return Fail(Code::kInvalid, "cannot serialize the manifest: it would be " +
-                                    std::to_string(text->size()) +
-                                    " bytes, more than the limit of " +
-                                    std::to_string(kMaxManifestBytes));
+    return Fail(Code::kInvalid,
+                "cannot serialize the manifest: it would be " + std::to_string(text->size()) +
+                    " bytes, more than the limit of " + std::to_string(kMaxManifestBytes));
   }
   return text;
 }
@@ -568,8 +574,8 @@ Result<Manifest> Parse(std::string_view text) {
   // Field rules first (their messages are more specific), then the exact bytes.
   auto canonical = core::CanonicalJson(root);
   if (!canonical) {
-    return Fail(Code::kInvalid, "manifest is not in canonical form (RFC 8785): " +
-                                    canonical.error().message);
+    return Fail(Code::kInvalid,
+                "manifest is not in canonical form (RFC 8785): " + canonical.error().message);
   }
   if (*canonical != text) return tl::unexpected(NotCanonical(text, *canonical));
   return m;
@@ -578,9 +584,10 @@ Result<Manifest> Parse(std::string_view text) {
 Result<std::int64_t> CreatedEpoch(const Manifest& manifest) {
   const auto seconds = ParseUtcSeconds(manifest.created);
   if (!seconds) {
-    return Fail(Code::kInvalid, "manifest field 'created': expected a real UTC calendar time "
-                                "like 2026-01-31T12:00:00Z (RFC 3339, to the second), found \"" +
-                                    Quoted(manifest.created) + "\"");
+    return Fail(Code::kInvalid,
+                "manifest field 'created': expected a real UTC calendar time "
+                "like 2026-01-31T12:00:00Z (RFC 3339, to the second), found \"" +
+                    Quoted(manifest.created) + "\"");
   }
   if (*seconds < 0 || *seconds > kMaxCreatedEpoch) {
     return Fail(Code::kInvalid, "manifest field 'created': " + manifest.created +

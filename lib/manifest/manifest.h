@@ -26,11 +26,11 @@ inline constexpr std::string_view kEntryFile = "model.pt";  // entry_point.file,
 inline constexpr std::string_view kPayloadType = "application/vnd.dlsys.manifest.v1+json";
 
 // Limits on a manifest (Parse refuses anything beyond them; Serialize too).
-inline constexpr std::size_t kMaxManifestBytes = 4u << 20;  // 4 MiB of JSON text
-inline constexpr std::size_t kMaxManifestValues = 100000;   // JSON values of all kinds
-inline constexpr std::size_t kMaxManifestDepth = 64;        // nested arrays/objects
-inline constexpr std::size_t kMaxFiles = 10000;             // entries of `files`
-inline constexpr std::size_t kMaxShapeRank = 16;            // dimensions of a tensor
+inline constexpr std::size_t kMaxManifestBytes = 4u << 20;              // 4 MiB of JSON text
+inline constexpr std::size_t kMaxManifestValues = 100000;               // JSON values of all kinds
+inline constexpr std::size_t kMaxManifestDepth = 64;                    // nested arrays/objects
+inline constexpr std::size_t kMaxFiles = 10000;                         // entries of `files`
+inline constexpr std::size_t kMaxShapeRank = 16;                        // dimensions of a tensor
 inline constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 40;  // 1 TiB, as the archive
 // String limits, in bytes.
 inline constexpr std::size_t kMaxNameBytes = 128;           // name, examples[i].name
@@ -39,9 +39,9 @@ inline constexpr std::size_t kMaxDescriptionBytes = 65536;  // description
 inline constexpr std::size_t kMaxTextBytes = 4096;          // owner, license
 // Tensor, method, argument, operator and device names, entry_point.method.
 inline constexpr std::size_t kMaxIdentifierBytes = 256;
-inline constexpr std::size_t kMaxSchemaBytes = 65536;       // model.methods[i].schema
-inline constexpr std::size_t kMaxPathBytes = 1024;          // files[i].path (archive rule)
-inline constexpr std::size_t kMaxToolVersionBytes = 64;     // tool.version, model.runtime_version
+inline constexpr std::size_t kMaxSchemaBytes = 65536;    // model.methods[i].schema
+inline constexpr std::size_t kMaxPathBytes = 1024;       // files[i].path (archive rule)
+inline constexpr std::size_t kMaxToolVersionBytes = 64;  // tool.version, model.runtime_version
 
 // Every payload file has mode 0644 (420): the only mode pack writes and the archive allows.
 inline constexpr unsigned kFileMode = 0644;

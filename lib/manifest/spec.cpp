@@ -18,9 +18,9 @@
 namespace dlsys::manifest {
 namespace {
 
+using internal::Find;
 using internal::Index;
 using internal::Join;
-using internal::Find;
 using internal::Json;
 
 constexpr core::JsonLimits kSpecLimits{kMaxSpecBytes, kMaxSpecDepth, kMaxSpecValues};
@@ -111,12 +111,18 @@ struct IntRange {
 std::optional<IntRange> RangeOf(runtime::DType dtype) {
   using runtime::DType;
   switch (dtype) {
-    case DType::kInt8: return IntRange{INT8_MIN, INT8_MAX};
-    case DType::kUInt8: return IntRange{0, UINT8_MAX};
-    case DType::kInt16: return IntRange{INT16_MIN, INT16_MAX};
-    case DType::kInt32: return IntRange{INT32_MIN, INT32_MAX};
-    case DType::kInt64: return IntRange{INT64_MIN, INT64_MAX};
-    default: return std::nullopt;
+    case DType::kInt8:
+      return IntRange{INT8_MIN, INT8_MAX};
+    case DType::kUInt8:
+      return IntRange{0, UINT8_MAX};
+    case DType::kInt16:
+      return IntRange{INT16_MIN, INT16_MAX};
+    case DType::kInt32:
+      return IntRange{INT32_MIN, INT32_MAX};
+    case DType::kInt64:
+      return IntRange{INT64_MIN, INT64_MAX};
+    default:
+      return std::nullopt;
   }
 }
 
@@ -167,19 +173,29 @@ Result<std::string> Encode(const std::vector<const Json*>& values, runtime::DTyp
                                         runtime::DTypeName(dtype) + " value");
       }
       switch (dtype) {
-        case DType::kInt8: Append<std::int8_t>(bytes, static_cast<std::int8_t>(*i)); break;
-        case DType::kUInt8: Append<std::uint8_t>(bytes, static_cast<std::uint8_t>(*i)); break;
-        case DType::kInt16: Append<std::int16_t>(bytes, static_cast<std::int16_t>(*i)); break;
-        case DType::kInt32: Append<std::int32_t>(bytes, static_cast<std::int32_t>(*i)); break;
-        default: Append<std::int64_t>(bytes, *i); break;
+        case DType::kInt8:
+          Append<std::int8_t>(bytes, static_cast<std::int8_t>(*i));
+          break;
+        case DType::kUInt8:
+          Append<std::uint8_t>(bytes, static_cast<std::uint8_t>(*i));
+          break;
+        case DType::kInt16:
+          Append<std::int16_t>(bytes, static_cast<std::int16_t>(*i));
+          break;
+        case DType::kInt32:
+          Append<std::int32_t>(bytes, static_cast<std::int32_t>(*i));
+          break;
+        default:
+          Append<std::int64_t>(bytes, *i);
+          break;
       }
       continue;
     }
     const double d = v->get<double>();
     if (dtype == DType::kFloat32) {
       if (!(std::fabs(d) <= FLT_MAX)) {
-        return Fail(Code::kInvalid, field + ": " + internal::Brief(*v) +
-                                        " is outside the range of float32");
+        return Fail(Code::kInvalid,
+                    field + ": " + internal::Brief(*v) + " is outside the range of float32");
       }
       Append<float>(bytes, static_cast<float>(d));
     } else {
@@ -198,7 +214,8 @@ core::ByteSize TensorBytes(const std::vector<std::int64_t>& shape, runtime::DTyp
 
 std::string Resolve(const std::string& base_dir, const std::string& p) {
   std::filesystem::path path(p);
-  return path.is_absolute() || base_dir.empty() ? p : (std::filesystem::path(base_dir) / path).string();
+  return path.is_absolute() || base_dir.empty() ? p
+                                                : (std::filesystem::path(base_dir) / path).string();
 }
 
 class SpecParser {
@@ -210,11 +227,11 @@ class SpecParser {
     Spec s;
     if (root.is_null()) return s;  // an empty spec is allowed: flags carry everything
     if (!root.is_object()) return r_.Bad("(root)", "a map of fields", &root);
-    DLSYS_TRY(r_.OnlyKeys(root, "",
-                          {"name", "version", "description", "owner", "license", "lineage",
-                           "hyperparameters", "training", "metrics", "dependencies",
-                           "requirements", "entry_point", "inputs", "outputs", "examples", "files",
-                           "compression"}));
+    DLSYS_TRY(
+        r_.OnlyKeys(root, "",
+                    {"name", "version", "description", "owner", "license", "lineage",
+                     "hyperparameters", "training", "metrics", "dependencies", "requirements",
+                     "entry_point", "inputs", "outputs", "examples", "files", "compression"}));
     DLSYS_ASSIGN_OR_RETURN(s.name, r_.String(root, "", "name", false, kMaxNameBytes));
     DLSYS_ASSIGN_OR_RETURN(s.version, ScalarText(root, "version"));
     DLSYS_ASSIGN_OR_RETURN(s.description,
@@ -231,8 +248,8 @@ class SpecParser {
     if (const auto it = root.find("entry_point"); it != root.end()) {
       if (!it->is_object()) return r_.Bad("entry_point", "a map with 'method'", &*it);
       DLSYS_TRY(r_.OnlyKeys(*it, "entry_point", {"method"}));
-      DLSYS_ASSIGN_OR_RETURN(s.entry_method, r_.String(*it, "entry_point", "method", true,
-                                                       kMaxIdentifierBytes, true));
+      DLSYS_ASSIGN_OR_RETURN(
+          s.entry_method, r_.String(*it, "entry_point", "method", true, kMaxIdentifierBytes, true));
     }
     DLSYS_ASSIGN_OR_RETURN(s.inputs, Tensors(root, "inputs"));
     DLSYS_ASSIGN_OR_RETURN(s.outputs, Tensors(root, "outputs"));
@@ -288,8 +305,8 @@ class SpecParser {
     DLSYS_TRY(r_.OnlyKeys(j, path, {"dtype", "shape", "data", "file"}));
     SpecTensor t;
     if (name.empty() || name.size() > kMaxIdentifierBytes) {
-      return r_.Problem(path, "an input name has 1 to " + std::to_string(kMaxIdentifierBytes) +
-                                  " bytes");
+      return r_.Problem(path,
+                        "an input name has 1 to " + std::to_string(kMaxIdentifierBytes) + " bytes");
     }
     t.tensor.name = name;
     const TensorSpec* declared = nullptr;
@@ -321,14 +338,16 @@ class SpecParser {
       DLSYS_ASSIGN_OR_RETURN(std::string file, r_.String(j, path, "file", true, 4096));
       if (!has_shape) return r_.Bad(Join(path, "shape"), "a shape (required with 'file')", nullptr);
       auto bytes = core::ReadFile(Resolve(base_dir_, file), kMaxExampleBytes);
-      if (!bytes) return tl::unexpected(std::move(bytes.error()).Wrap(display_ + " field '" + Join(path, "file") + "'"));
+      if (!bytes)
+        return tl::unexpected(
+            std::move(bytes.error()).Wrap(display_ + " field '" + Join(path, "file") + "'"));
       t.bytes = std::move(*bytes);
     }
     t.tensor.shape = shape;
     const core::ByteSize want = TensorBytes(shape, *dtype);
     if (want != t.bytes.size()) {
-      return Fail(Code::kInvalid, display_ + " field '" + path + "': shape " +
-                                      ShapeText(shape) + " of " + t.tensor.dtype + " needs " +
+      return Fail(Code::kInvalid, display_ + " field '" + path + "': shape " + ShapeText(shape) +
+                                      " of " + t.tensor.dtype + " needs " +
                                       (want.overflowed() ? std::string("more than 2^64")
                                                          : std::to_string(*want.value())) +
                                       " bytes, the data has " + std::to_string(t.bytes.size()));
@@ -358,7 +377,8 @@ class SpecParser {
                       inputs);
       }
       for (const auto& [name, tj] : inputs->items()) {
-        DLSYS_ASSIGN_OR_RETURN(auto t, ExampleTensor(name, tj, Join(Join(path, "inputs"), name), s));
+        DLSYS_ASSIGN_OR_RETURN(auto t,
+                               ExampleTensor(name, tj, Join(Join(path, "inputs"), name), s));
         e.inputs.push_back(std::move(t));
       }
       DLSYS_ASSIGN_OR_RETURN(e.rtol, r_.Number(ej, path, "rtol", false, 1e-5, 0.0));

@@ -13,10 +13,10 @@
 namespace dlsys::manifest {
 
 // Limits on a spec (YAML or JSON); a spec is written by people, so they are generous.
-inline constexpr std::size_t kMaxSpecBytes = 16u << 20;       // the spec text
-inline constexpr std::size_t kMaxSpecValues = 1000000;        // YAML/JSON values, inline data included
-inline constexpr std::size_t kMaxSpecDepth = 64;              // nesting levels
-inline constexpr std::size_t kMaxExampleBytes = 256u << 20;   // one example tensor's bytes
+inline constexpr std::size_t kMaxSpecBytes = 16u << 20;  // the spec text
+inline constexpr std::size_t kMaxSpecValues = 1000000;   // YAML/JSON values, inline data included
+inline constexpr std::size_t kMaxSpecDepth = 64;         // nesting levels
+inline constexpr std::size_t kMaxExampleBytes = 256u << 20;  // one example tensor's bytes
 
 // Tensor data for an example input: raw little-endian bytes, from inline `data:` or `file:`.
 struct SpecTensor {

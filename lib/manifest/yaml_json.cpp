@@ -1,3 +1,5 @@
+#include "manifest/internal/yaml_json.h"
+
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
 #include <yaml-cpp/parser.h>
@@ -12,7 +14,6 @@
 
 #include "core/text.h"
 #include "core/utf8.h"
-#include "manifest/internal/yaml_json.h"
 
 namespace dlsys::manifest::internal {
 namespace {
@@ -69,7 +70,8 @@ std::optional<Json> Scalar(const std::string& tag, const std::string& s) {
         first == '.')) {
     return Json(s);  // fast path: names such as aten::add
   }
-  const std::string_view digits = (first == '-' || first == '+') ? std::string_view(s).substr(1) : s;
+  const std::string_view digits =
+      (first == '-' || first == '+') ? std::string_view(s).substr(1) : s;
   const char* end = s.data() + s.size();
   if (AllDigits(digits)) {
     if (first == '-') {
@@ -226,9 +228,10 @@ Result<nlohmann::json> YamlToJsonValue(std::string_view yaml, const std::string&
   }
   if (const auto bad = FindControlCharacter(yaml); bad != std::string_view::npos) {
     char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned>(static_cast<unsigned char>(yaml[bad])));
-    return Fail(Code::kInvalid, display + ": control character " + hex + " at byte " +
-                                    std::to_string(bad));
+    std::snprintf(hex, sizeof hex, "0x%02x",
+                  static_cast<unsigned>(static_cast<unsigned char>(yaml[bad])));
+    return Fail(Code::kInvalid,
+                display + ": control character " + hex + " at byte " + std::to_string(bad));
   }
   // JSON is YAML: parse JSON documents with the JSON parser, an order of magnitude faster than
   // yaml-cpp's scanner on long lists such as a probed profile's operator set.
@@ -258,8 +261,9 @@ Result<nlohmann::json> YamlToJsonValue(std::string_view yaml, const std::string&
                                     ": not valid YAML: " + e.msg);
   }
   if (more_documents) {
-    return Fail(Code::kInvalid, display + ": more than one YAML document ('---'); a spec or "
-                                          "profile is a single document");
+    return Fail(Code::kInvalid, display +
+                                    ": more than one YAML document ('---'); a spec or "
+                                    "profile is a single document");
   }
   return builder.Take();
 }

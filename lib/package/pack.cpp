@@ -93,8 +93,8 @@ Result<LoadCheck> RunLoadCheck(std::span<const std::byte> model_bytes, const man
                    [&](const auto& m) { return m.name == spec.entry_method; })) {
     std::string names;
     for (const auto& m : methods) names += (names.empty() ? "" : ", ") + m.name;
-    return Fail(Code::kInvalid, "the model has no method '" + spec.entry_method +
-                                    "' (it has: " + names + "); set entry_point.method in dlsys.yaml");
+    return Fail(Code::kInvalid, "the model has no method '" + spec.entry_method + "' (it has: " +
+                                    names + "); set entry_point.method in dlsys.yaml");
   }
   for (std::size_t e = 0; e < spec.examples.size(); ++e) {
     auto outputs = model->Run(spec.entry_method, inputs[e]);
@@ -121,8 +121,8 @@ Result<hw::Measured> Measure(const LoadCheck& check, const manifest::Spec& spec)
   const std::vector<runtime::Tensor> inputs = ExampleInputs(spec.examples[0]);
   auto median_ms = internal::MedianLatencyMs(*check.model, spec.entry_method, inputs, kLatencyRuns);
   if (!median_ms) {
-    return tl::unexpected(std::move(median_ms.error())
-                              .Wrap("example '" + spec.examples[0].name + "' (latency run)"));
+    return tl::unexpected(
+        std::move(median_ms.error()).Wrap("example '" + spec.examples[0].name + "' (latency run)"));
   }
   measured.forward_latency_ms = *median_ms;
   measured.forward_runs = kLatencyRuns;
@@ -137,12 +137,13 @@ Result<void> CheckExampleInputs(const manifest::Spec& spec) {
       auto it = std::find_if(spec.inputs.begin(), spec.inputs.end(),
                              [&](const auto& d) { return d.name == t.tensor.name; });
       if (it == spec.inputs.end()) {
-        return Fail(Code::kInvalid, "example '" + example.name + "' has input '" +
-                                        t.tensor.name + "', which is not among the declared inputs");
+        return Fail(Code::kInvalid, "example '" + example.name + "' has input '" + t.tensor.name +
+                                        "', which is not among the declared inputs");
       }
       if (it->dtype != t.tensor.dtype || !manifest::ShapeFits(it->shape, t.tensor.shape)) {
         return Fail(Code::kInvalid, "example '" + example.name + "' input '" + t.tensor.name +
-                                        "' is " + t.tensor.dtype + " " + manifest::ShapeText(t.tensor.shape) +
+                                        "' is " + t.tensor.dtype + " " +
+                                        manifest::ShapeText(t.tensor.shape) +
                                         ", but the declared input is " + it->dtype + " " +
                                         manifest::ShapeText(it->shape));
       }
@@ -180,8 +181,10 @@ Result<std::vector<const manifest::TensorSpec*>> MatchOutputs(
       std::string names;
       for (const auto& d : declared) names += (names.empty() ? "" : ", ") + d.name;
       return Fail(Code::kInvalid, "example '" + example + "': the model returns a dict with key '" +
-                                      outs[k].name + "', which dlsys.yaml does not declare (it "
-                                      "declares " + names + "); dict outputs are matched by name");
+                                      outs[k].name +
+                                      "', which dlsys.yaml does not declare (it "
+                                      "declares " +
+                                      names + "); dict outputs are matched by name");
     }
     match.push_back(&*it);
   }
@@ -234,10 +237,10 @@ Result<PackResult> Pack(const PackOptions& o) {
       return std::move(e).Wrap("extra file '" + f.source + "'");
     }));
     if (f.archive_path.rfind("examples/", 0) == 0 || !taken.insert(f.archive_path).second) {
-      return Fail(Code::kUsage, "extra file '" + f.source + "' would be stored as '" +
-                                    f.archive_path +
-                                    "', which is already taken; give it another name (--file SRC=PATH, "
-                                    "or 'as:' in dlsys.yaml)");
+      return Fail(Code::kUsage,
+                  "extra file '" + f.source + "' would be stored as '" + f.archive_path +
+                      "', which is already taken; give it another name (--file SRC=PATH, "
+                      "or 'as:' in dlsys.yaml)");
     }
     DLSYS_ASSIGN_OR_RETURN(auto content, core::FileContent::Read(f.source));
     extra_files.push_back(std::move(content));
@@ -257,14 +260,15 @@ Result<PackResult> Pack(const PackOptions& o) {
   if (!o.key_path.empty()) {
     DLSYS_ASSIGN_OR_RETURN(key, signing::PrivateKey::Load(o.key_path));
   }
-  DLSYS_ASSIGN_OR_RETURN(core::AtomicFile out, core::AtomicFile::Create(o.output_path, o.overwrite));
+  DLSYS_ASSIGN_OR_RETURN(core::AtomicFile out,
+                         core::AtomicFile::Create(o.output_path, o.overwrite));
 
   // The load check (runtime start-up, deserialisation, example runs) overlaps the hashing.
   if (o.progress) o.progress({"loading", 0, model.size()});
   // Measurements differ from run to run, so a reproducible pack makes none (see PackOptions).
   const bool measure = !o.reproducible;
-  auto load = std::async(std::launch::async,
-                         [&] { return RunLoadCheck(model.bytes(), spec, measure); });
+  auto load =
+      std::async(std::launch::async, [&] { return RunLoadCheck(model.bytes(), spec, measure); });
   std::vector<Payload> payloads;
   payloads.push_back(Payload{"model.pt", model.bytes(), {}, {}});
   for (std::size_t i = 0; i < spec.files.size(); ++i) {
@@ -315,8 +319,9 @@ Result<PackResult> Pack(const PackOptions& o) {
         if (d.dtype != ts.dtype || !manifest::ShapeFits(d.shape, ts.shape)) {
           return Fail(Code::kInvalid, "example '" + se.name + "': output " + std::to_string(k) +
                                           " ('" + d.name + "') is " + ts.dtype + " " +
-                                          manifest::ShapeText(ts.shape) + ", but dlsys.yaml declares " +
-                                          d.dtype + " " + manifest::ShapeText(d.shape));
+                                          manifest::ShapeText(ts.shape) +
+                                          ", but dlsys.yaml declares " + d.dtype + " " +
+                                          manifest::ShapeText(d.shape));
         }
         ts.name = d.name;
       }
@@ -331,11 +336,13 @@ Result<PackResult> Pack(const PackOptions& o) {
   // Undeclared schemas are derived from the first example, batch dimension made dynamic.
   if (m.inputs.empty() && !spec.examples.empty()) {
     for (const auto& t : spec.examples[0].inputs) {
-      m.inputs.push_back(Generalise(t.tensor.name, *runtime::ParseDType(t.tensor.dtype), t.tensor.shape));
+      m.inputs.push_back(
+          Generalise(t.tensor.name, *runtime::ParseDType(t.tensor.dtype), t.tensor.shape));
     }
   }
   if (m.outputs.empty() && !check.outputs.empty()) {
-    for (const auto& t : check.outputs[0]) m.outputs.push_back(Generalise(t.name, t.dtype, t.shape));
+    for (const auto& t : check.outputs[0])
+      m.outputs.push_back(Generalise(t.name, t.dtype, t.shape));
   }
 
   std::sort(payloads.begin(), payloads.end(),
@@ -365,7 +372,8 @@ Result<PackResult> Pack(const PackOptions& o) {
   // The reader's rules, applied to what we are about to write: pack never writes an archive its
   // own verify would refuse (a limit, a name, a shape the spec allowed but the format does not).
   if (auto reread = manifest::Parse(manifest_json); !reread) {
-    return tl::unexpected(std::move(reread.error()).Wrap("the manifest dlsys would write is invalid"));
+    return tl::unexpected(
+        std::move(reread.error()).Wrap("the manifest dlsys would write is invalid"));
   }
   PackResult result;
   std::string envelope;
@@ -377,13 +385,15 @@ Result<PackResult> Pack(const PackOptions& o) {
 
   std::uint64_t total = 0, done = 0;
   for (const auto& p : payloads) total += p.bytes.size();
-  DLSYS_ASSIGN_OR_RETURN(auto writer, archive::Writer::Open(out.fd(), o.compression, o.created_epoch));
+  DLSYS_ASSIGN_OR_RETURN(auto writer,
+                         archive::Writer::Open(out.fd(), o.compression, o.created_epoch));
   DLSYS_TRY(writer.Add(manifest::kManifestPath, core::AsBytes(manifest_json)));
   if (key) DLSYS_TRY(writer.Add(manifest::kSignaturePath, core::AsBytes(envelope)));
   for (const auto& p : payloads) {
     DLSYS_TRY(writer.Begin(p.path, p.bytes.size()));
     for (std::size_t off = 0; off < p.bytes.size(); off += kWriteChunkBytes) {
-      DLSYS_TRY(writer.WriteData(p.bytes.subspan(off, std::min(kWriteChunkBytes, p.bytes.size() - off))));
+      DLSYS_TRY(
+          writer.WriteData(p.bytes.subspan(off, std::min(kWriteChunkBytes, p.bytes.size() - off))));
       done += std::min(kWriteChunkBytes, p.bytes.size() - off);
       if (o.progress) o.progress({"writing", done, total});
     }

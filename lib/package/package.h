@@ -45,7 +45,7 @@ struct PackOptions {
   // and leaves requirements.measured out of the manifest.
   bool reproducible = false;
   std::string tool_version;
-  ProgressFn progress;         // optional; called from the packing thread
+  ProgressFn progress;  // optional; called from the packing thread
 };
 
 struct PackResult {
@@ -91,9 +91,9 @@ struct VerifyOptions {
 
 struct VerifyReport {
   std::string archive_path;
-  std::string name;     // from the manifest, when readable
+  std::string name;  // from the manifest, when readable
   std::string version;
-  std::string key_id;   // trusted signer, when signed
+  std::string key_id;  // trusted signer, when signed
   std::vector<Check> checks;
   // `ok` is true iff no check failed. container_broken: the archive itself is not a canonical,
   // readable dlsys archive (or its manifest is invalid); reading stopped there (exit code 4).

@@ -53,7 +53,8 @@ Result<runtime::Tensor> ToTensor(const manifest::ExampleTensor& t, std::string d
   const std::int64_t elements = runtime::ElementCount(t.tensor.shape);
   std::uint64_t bytes = 0;
   if (elements < 0 ||
-      __builtin_mul_overflow(static_cast<std::uint64_t>(elements), runtime::DTypeSize(dtype), &bytes) ||
+      __builtin_mul_overflow(static_cast<std::uint64_t>(elements), runtime::DTypeSize(dtype),
+                             &bytes) ||
       bytes != data.size()) {
     return Fail(Code::kInvalid, "'" + t.path + "' holds " + std::to_string(data.size()) +
                                     " bytes, which is not a " + t.tensor.dtype + " " +
@@ -157,8 +158,8 @@ Comparison Compare(const runtime::Tensor& got, const runtime::Tensor& golden,
     return c;
   }
   if (got.shape != golden.shape) {
-    c.mismatch =
-        what + "has shape " + manifest::ShapeText(got.shape) + ", golden has " + manifest::ShapeText(golden.shape);
+    c.mismatch = what + "has shape " + manifest::ShapeText(got.shape) + ", golden has " +
+                 manifest::ShapeText(golden.shape);
     return c;
   }
   const std::size_t n =
@@ -256,7 +257,8 @@ Check CheckSchema(const manifest::Manifest& m,
   }
   std::string declared;
   for (const auto& d : m.outputs) {
-    declared += (declared.empty() ? "" : ", ") + d.name + " " + d.dtype + " " + manifest::ShapeText(d.shape);
+    declared += (declared.empty() ? "" : ", ") + d.name + " " + d.dtype + " " +
+                manifest::ShapeText(d.shape);
   }
   return Row(subject, Status::kPass,
              "outputs of " + std::to_string(runs.size()) + " example" +
@@ -335,7 +337,8 @@ std::vector<Check> Smoke(const VerifiedArchive& archive, const hw::Requirements&
     return it == archive.files.end() ? std::string() : it->second;
   };
   if (!archive.files.count(m.entry_file)) {
-    rows.push_back(Row("load", Status::kFail, "the verified archive holds no '" + m.entry_file + "'"));
+    rows.push_back(
+        Row("load", Status::kFail, "the verified archive holds no '" + m.entry_file + "'"));
     return rows;
   }
 

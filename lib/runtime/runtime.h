@@ -21,7 +21,18 @@
 
 namespace dlsys::runtime {
 
-enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16, kInt8, kUInt8, kInt16, kInt32, kInt64, kBool };
+enum class DType {
+  kFloat32,
+  kFloat64,
+  kFloat16,
+  kBFloat16,
+  kInt8,
+  kUInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kBool
+};
 
 // "float32", "int64", ... (the names used in manifests and the KServe protocol mapping).
 const char* DTypeName(DType dtype);
@@ -45,20 +56,20 @@ struct MethodInfo {
 };
 
 struct TensorGroupStats {
-  std::int64_t count = 0;                             // number of tensors
-  std::int64_t elements = 0;                          // total elements
+  std::int64_t count = 0;                              // number of tensors
+  std::int64_t elements = 0;                           // total elements
   std::map<std::string, std::int64_t> bytes_by_dtype;  // "float32" -> bytes
 };
 
 // What a loaded model is, as recorded in the manifest's model summary.
 struct ModelSummary {
-  std::vector<MethodInfo> methods;      // sorted by name
-  TensorGroupStats parameters;          // module parameters (recursively)
-  TensorGroupStats buffers;             // module buffers (recursively)
-  std::vector<std::string> operators;   // sorted, unique, e.g. "aten::linear", "prim::Constant"
-  std::int64_t file_format_version = 0; // TorchScript zip "version" record
-  std::string runtime_version;          // libtorch version that loaded it, e.g. "1.13.1"
-  std::vector<std::string> devices;     // devices parameters and buffers live on, e.g. "cpu"
+  std::vector<MethodInfo> methods;       // sorted by name
+  TensorGroupStats parameters;           // module parameters (recursively)
+  TensorGroupStats buffers;              // module buffers (recursively)
+  std::vector<std::string> operators;    // sorted, unique, e.g. "aten::linear", "prim::Constant"
+  std::int64_t file_format_version = 0;  // TorchScript zip "version" record
+  std::string runtime_version;           // libtorch version that loaded it, e.g. "1.13.1"
+  std::vector<std::string> devices;      // devices parameters and buffers live on, e.g. "cpu"
 };
 
 struct LoadOptions {
@@ -79,8 +90,8 @@ class Model {
   //     iteration order (TorchScript dicts keep insertion order), NOT sorted by key.
   // kInvalid for unknown methods, missing/extra inputs, failures inside the model, or outputs
   // of any other type (non-Tensor elements, dicts with non-str keys, ...).
-  [[nodiscard]] virtual Result<std::vector<Tensor>> Run(std::string_view method,
-                                                        const std::vector<Tensor>& inputs) const = 0;
+  [[nodiscard]] virtual Result<std::vector<Tensor>> Run(
+      std::string_view method, const std::vector<Tensor>& inputs) const = 0;
 };
 
 struct ThreadSettings {

@@ -317,9 +317,9 @@ Result<std::string> SignEnvelope(const PrivateKey& key, std::string_view payload
   // Only the payload type can hold text that JSON cannot carry.
   if (!text) return Fail(Code::kInvalid, "cannot sign: the payload type is not valid UTF-8");
   if (text->size() > kMaxEnvelopeBytes) {
-    return Fail(Code::kInvalid, "cannot sign: the envelope would be " +
-                                    std::to_string(text->size()) + " bytes, more than the limit of " +
-                                    std::to_string(kMaxEnvelopeBytes));
+    return Fail(Code::kInvalid,
+                "cannot sign: the envelope would be " + std::to_string(text->size()) +
+                    " bytes, more than the limit of " + std::to_string(kMaxEnvelopeBytes));
   }
   return text;
 }

@@ -107,9 +107,9 @@ class TrustStore {
 
 struct EnvelopeCheck {
   bool signed_by_trusted = false;
-  std::string key_id;     // key id of the trusted signer, or of the first signature if none
-  std::string problem;    // why not trusted: "no signatures", "key id … is not trusted",
-                          // "signature by … does not verify"
+  std::string key_id;   // key id of the trusted signer, or of the first signature if none
+  std::string problem;  // why not trusted: "no signatures", "key id … is not trusted",
+                        // "signature by … does not verify"
 };
 // Checks the envelope's signatures against the store: the first signature that verifies over
 // PAE(payload_type, payload) with the trusted key its keyid names makes it trusted. A signature

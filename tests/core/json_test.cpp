@@ -57,8 +57,8 @@ std::string CanonicalError(const Json& j) {
 TEST(Utf8Test, AcceptsWellFormedText) {
   for (const std::string& s :
        {std::string(""), std::string("ascii"), std::string("caf\xC3\xA9"),
-        std::string("\xE2\x82\xAC"), std::string("\xED\x9F\xBF"),     // U+D7FF
-        std::string("\xEE\x80\x80"),                                  // U+E000
+        std::string("\xE2\x82\xAC"), std::string("\xED\x9F\xBF"),          // U+D7FF
+        std::string("\xEE\x80\x80"),                                       // U+E000
         std::string("\xF0\x9F\x98\x82"), std::string("\xF4\x8F\xBF\xBF"),  // U+10FFFF
         std::string("\0", 1)}) {
     EXPECT_TRUE(IsValidUtf8(s)) << s;
@@ -68,18 +68,18 @@ TEST(Utf8Test, AcceptsWellFormedText) {
 
 TEST(Utf8Test, RejectsOverlongsSurrogatesAndOutOfRange) {
   const std::vector<std::pair<std::string, std::size_t>> cases = {
-      {"\x80", 0},                      // stray continuation byte
-      {"ab\xC0\xAF", 2},                // overlong '/'
-      {"\xC1\xBF", 0},                  // overlong
-      {"\xE0\x80\xAF", 0},              // overlong 3-byte
-      {"\xF0\x80\x80\xAF", 0},          // overlong 4-byte
-      {"x\xED\xA0\x80", 1},             // U+D800, a surrogate
-      {"\xED\xBF\xBF", 0},              // U+DFFF
-      {"\xF4\x90\x80\x80", 0},          // U+110000
-      {"\xF5\x80\x80\x80", 0},          // lead byte beyond U+10FFFF
+      {"\x80", 0},              // stray continuation byte
+      {"ab\xC0\xAF", 2},        // overlong '/'
+      {"\xC1\xBF", 0},          // overlong
+      {"\xE0\x80\xAF", 0},      // overlong 3-byte
+      {"\xF0\x80\x80\xAF", 0},  // overlong 4-byte
+      {"x\xED\xA0\x80", 1},     // U+D800, a surrogate
+      {"\xED\xBF\xBF", 0},      // U+DFFF
+      {"\xF4\x90\x80\x80", 0},  // U+110000
+      {"\xF5\x80\x80\x80", 0},  // lead byte beyond U+10FFFF
       {"\xFF", 0},
-      {"abc\xE2\x82", 3},               // truncated at the end
-      {"\xE2\x82x", 0},                 // truncated in the middle
+      {"abc\xE2\x82", 3},  // truncated at the end
+      {"\xE2\x82x", 0},    // truncated in the middle
       {"\xC3\xA9\xC3", 2},
   };
   for (const auto& [text, offset] : cases) {
@@ -91,7 +91,8 @@ TEST(Utf8Test, RejectsOverlongsSurrogatesAndOutOfRange) {
 // --- ParseJson: what it accepts -------------------------------------------------------------
 
 TEST(ParseJsonTest, BuildsTheDom) {
-  const Json j = MustParse(R"( {"a": [1, -2, 1.5, "s", true, false, null, {}, []], "b": {"c": "\u00e9"}} )");
+  const Json j =
+      MustParse(R"( {"a": [1, -2, 1.5, "s", true, false, null, {}, []], "b": {"c": "\u00e9"}} )");
   ASSERT_TRUE(j.is_object());
   const Json& a = j["a"];
   ASSERT_EQ(a.size(), 9u);
@@ -124,8 +125,8 @@ TEST(ParseJsonTest, RejectsDuplicateKeysNamingKeyAndOffset) {
   EXPECT_EQ(ParseError(R"({"name":1,"name":2})"), "doc: duplicate key 'name' at byte 10");
   // At depth, inside an array of objects.
   const std::string deep = R"({"a":{"b":[{"c":1},{"c":2,"d":3,"c":4}]}})";
-  EXPECT_EQ(ParseError(deep), "doc: duplicate key 'c' at byte " +
-                                  std::to_string(deep.rfind("\"c\"")));
+  EXPECT_EQ(ParseError(deep),
+            "doc: duplicate key 'c' at byte " + std::to_string(deep.rfind("\"c\"")));
   // The same name spelt with an escape is the same key.
   EXPECT_EQ(ParseError(R"({"a":1, "\u0061":2})"), "doc: duplicate key 'a' at byte 8");
   // An escaped quote inside the key does not confuse the offset.
@@ -151,13 +152,14 @@ TEST(ParseJsonTest, DeepNestingIsRefusedWithoutCrashing) {
   EXPECT_TRUE(MustParse(at_limit).is_array());
   const std::string over = std::string(65, '[') + std::string(65, ']');
   EXPECT_EQ(ParseError(over), "doc: nesting deeper than 64 levels at byte 64");
-  EXPECT_EQ(ParseError("[[[]]]", JsonLimits{100, 2, 100}), "doc: nesting deeper than 2 levels at byte 2");
+  EXPECT_EQ(ParseError("[[[]]]", JsonLimits{100, 2, 100}),
+            "doc: nesting deeper than 2 levels at byte 2");
 }
 
 TEST(ParseJsonTest, RejectsInvalidUtf8Anywhere) {
-  EXPECT_EQ(ParseError("{\"k\xC3\":1}"), "doc: invalid UTF-8 at byte 3");        // in a key
+  EXPECT_EQ(ParseError("{\"k\xC3\":1}"), "doc: invalid UTF-8 at byte 3");             // in a key
   EXPECT_EQ(ParseError("{\"k\":\"\xED\xA0\x80\"}"), "doc: invalid UTF-8 at byte 6");  // surrogate
-  EXPECT_EQ(ParseError("[1, \xFF]"), "doc: invalid UTF-8 at byte 4");            // outside strings
+  EXPECT_EQ(ParseError("[1, \xFF]"), "doc: invalid UTF-8 at byte 4");             // outside strings
   EXPECT_EQ(ParseError("\"\xC0\xAF\""), "doc: invalid UTF-8 at byte 1");          // overlong
   EXPECT_EQ(ParseError("\"\xF4\x90\x80\x80\""), "doc: invalid UTF-8 at byte 1");  // > U+10FFFF
   // Escapes that would produce invalid text are refused by the lexer.
@@ -198,13 +200,14 @@ TEST(ParseJsonTest, RejectsNonFiniteNumbers) {
 }
 
 TEST(ParseJsonTest, RejectsMalformedText) {
-  for (const char* text : {"", " ", "{", "[1,]", "{\"a\":1,}", "{'a':1}", "[01]", "[1.]",
-                           "[.5]", "[+1]", "\"a\nb\"", "[1] [2]", "{\"a\"}", "// c\n1", "tru"}) {
+  for (const char* text : {"", " ", "{", "[1,]", "{\"a\":1,}", "{'a':1}", "[01]", "[1.]", "[.5]",
+                           "[+1]", "\"a\nb\"", "[1] [2]", "{\"a\"}", "// c\n1", "tru"}) {
     const std::string msg = ParseError(text);
     EXPECT_HAS(msg, "doc: not valid JSON at byte ");
   }
   EXPECT_HAS(ParseError("[1] x"), "at byte 4");
-  EXPECT_EQ(ParseError("\xEF\xBB\xBF{}"), "doc: byte order mark at byte 0 (JSON text must not have one)");
+  EXPECT_EQ(ParseError("\xEF\xBB\xBF{}"),
+            "doc: byte order mark at byte 0 (JSON text must not have one)");
 }
 
 // --- EcmaScriptNumber: RFC 8785 appendix B --------------------------------------------------
@@ -292,8 +295,12 @@ TEST(CanonicalJsonTest, SortsMembersByUtf16CodeUnits) {
   EXPECT_EQ(Canonical(MustParse(R"({"1": {"f": {"f": "hi","F": 5} ,"\n": 56.0},
       "10": { }, "": "empty", "a": { }, "111": [ { } ], "A": { }})")),
             R"({"":"empty","1":{"\n":56,"f":{"F":5,"f":"hi"}},"10":{},"111":[{}],"A":{},"a":{}})");
-  EXPECT_EQ(Canonical(MustParse("{\"sin\":1,\"p\xC3\xAA" "che\":2,\"p\xC3\xA9" "ch\xC3\xA9\":3,\"peach\":4}")),
-            "{\"peach\":4,\"p\xC3\xA9" "ch\xC3\xA9\":3,\"p\xC3\xAA" "che\":2,\"sin\":1}");
+  EXPECT_EQ(Canonical(MustParse("{\"sin\":1,\"p\xC3\xAA"
+                                "che\":2,\"p\xC3\xA9"
+                                "ch\xC3\xA9\":3,\"peach\":4}")),
+            "{\"peach\":4,\"p\xC3\xA9"
+            "ch\xC3\xA9\":3,\"p\xC3\xAA"
+            "che\":2,\"sin\":1}");
 }
 
 TEST(CanonicalJsonTest, EscapesOnlyWhatItMust) {
@@ -304,7 +311,7 @@ TEST(CanonicalJsonTest, EscapesOnlyWhatItMust) {
 
 TEST(CanonicalJsonTest, Numbers) {
   EXPECT_EQ(Canonical(Json::array({0, -0.0, 1.0, -1, 4.50, 2e-3, 1e30, 1e-27, 9007199254740991,
-                                    -9007199254740991, 1e21, 0.1})),
+                                   -9007199254740991, 1e21, 0.1})),
             "[0,0,1,-1,4.5,0.002,1e+30,1e-27,9007199254740991,-9007199254740991,1e+21,0.1]");
 }
 
@@ -338,12 +345,13 @@ TEST(CanonicalJsonTest, DeepValuesNeedNoRecursion) {
 }
 
 TEST(CanonicalJsonTest, ParseThenCanonicalIsIdentityOnCanonicalText) {
-  for (const std::string& text : {
-           std::string(R"({"a":[1,-2,0.5,"x",true,false,null],"b":{},"c":[]})"),
-           std::string(R"({"":"empty","1":{"\n":56,"f":{"F":5,"f":"hi"}},"10":{},"A":{},"a":{}})"),
-           std::string(R"([333333333.3333333,1e+30,4.5,0.002,1e-27,9007199254740991,-0.000001])"),
-           std::string("{\"\\u001f\":\"\\\"\\\\\\b\\f\\n\\r\\t\",\"\xE2\x82\xAC\":\"\xF0\x9F\x98\x82\"}"),
-           std::string("\"plain\""), std::string("0"), std::string("null")}) {
+  for (const std::string& text :
+       {std::string(R"({"a":[1,-2,0.5,"x",true,false,null],"b":{},"c":[]})"),
+        std::string(R"({"":"empty","1":{"\n":56,"f":{"F":5,"f":"hi"}},"10":{},"A":{},"a":{}})"),
+        std::string(R"([333333333.3333333,1e+30,4.5,0.002,1e-27,9007199254740991,-0.000001])"),
+        std::string(
+            "{\"\\u001f\":\"\\\"\\\\\\b\\f\\n\\r\\t\",\"\xE2\x82\xAC\":\"\xF0\x9F\x98\x82\"}"),
+        std::string("\"plain\""), std::string("0"), std::string("null")}) {
     const std::string round = Canonical(MustParse(text));
     EXPECT_EQ(round, text);
     EXPECT_EQ(Canonical(MustParse(round)), round);

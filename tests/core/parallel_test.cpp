@@ -17,8 +17,8 @@ TEST(ParseThreadCountTest, AcceptsOneToMaxAndNothingElse) {
   EXPECT_EQ(ParseThreadCount("1", "DLSYS_THREADS").value(), 1u);
   EXPECT_EQ(ParseThreadCount("256", "DLSYS_THREADS").value(), 256u);
   EXPECT_EQ(ParseThreadCount("016", "DLSYS_THREADS").value(), 16u);
-  for (const char* bad : {"", "0", "257", "9999", "-1", "+4", " 4", "4 ", "4x", "1e2",
-                          "99999999999999999999"}) {
+  for (const char* bad :
+       {"", "0", "257", "9999", "-1", "+4", " 4", "4 ", "4x", "1e2", "99999999999999999999"}) {
     auto r = ParseThreadCount(bad, "DLSYS_THREADS");
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, Code::kUsage) << bad;
@@ -36,8 +36,8 @@ TEST(ParallelForTest, VisitsEveryIndexExactlyOnce) {
         visits[i].fetch_add(1);
       });
       for (std::size_t i = 0; i < count; ++i) {
-        ASSERT_EQ(visits[i].load(), 1) << "index " << i << " count " << count << " threads "
-                                       << threads;
+        ASSERT_EQ(visits[i].load(), 1)
+            << "index " << i << " count " << count << " threads " << threads;
       }
     }
   }
@@ -86,7 +86,10 @@ TEST(WorkerCountTest, HonoursEnvironment) {
   EXPECT_EQ(ThreadsFromEnv().value(), std::nullopt);
   ::setenv("DLSYS_THREADS", "256", 1);
   EXPECT_EQ(ThreadsFromEnv().value(), 256u);
-  if (old) ::setenv("DLSYS_THREADS", saved.c_str(), 1); else ::unsetenv("DLSYS_THREADS");
+  if (old)
+    ::setenv("DLSYS_THREADS", saved.c_str(), 1);
+  else
+    ::unsetenv("DLSYS_THREADS");
 }
 
 }  // namespace

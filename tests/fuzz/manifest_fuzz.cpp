@@ -45,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const std::string twice = Text(dlsys::manifest::Serialize(*reparsed));
   if (twice != once) {
-    std::fprintf(stderr, "manifest_fuzz: Serialize is not a fixed point\n--- once:\n%s\n--- twice:\n%s\n",
+    std::fprintf(stderr,
+                 "manifest_fuzz: Serialize is not a fixed point\n--- once:\n%s\n--- twice:\n%s\n",
                  once.c_str(), twice.c_str());
     __builtin_trap();
   }

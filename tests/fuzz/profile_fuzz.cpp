@@ -13,8 +13,7 @@
 
 namespace {
 
-void RoundTrip(const dlsys::hw::TargetProfile& profile, const std::string& text,
-               const char* how) {
+void RoundTrip(const dlsys::hw::TargetProfile& profile, const std::string& text, const char* how) {
   auto back = dlsys::hw::ParseProfile(text, "roundtrip.yaml");
   if (!back) {
     std::fprintf(stderr, "profile_fuzz: %s output does not parse: %s\n--- text:\n%s\n", how,

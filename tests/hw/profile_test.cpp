@@ -183,10 +183,10 @@ TEST(ProfileTest, TextMustBeUtf8AndSizesExact) {
   ASSERT_FALSE(p.has_value());
   EXPECT_EQ(p.error().message, "t.json: invalid UTF-8 at byte 10");
   // Sizes beyond 2^53 - 1 bytes are refused in every form (JSON would not carry them).
-  for (const char* text : {"memory: {total: 18446744073709551615}\n",
-                           "memory: {total: 9007199254740992}\n", "memory: {total: 16 EiB}\n",
-                           "memory: {total: 16777216 TiB}\n",
-                           R"({"memory": {"total": 9007199254740992}})"}) {
+  for (const char* text :
+       {"memory: {total: 18446744073709551615}\n", "memory: {total: 9007199254740992}\n",
+        "memory: {total: 16 EiB}\n", "memory: {total: 16777216 TiB}\n",
+        R"({"memory": {"total": 9007199254740992}})"}) {
     p = ParseProfile(text, "t.yaml");
     ASSERT_FALSE(p.has_value()) << text;
     EXPECT_EQ(p.error().code, Code::kInvalid);

@@ -136,7 +136,8 @@ TEST(RequirementsTest, ParsingIsStrict) {
         << json << " -> " << r.error().message;
   }
   std::string big = R"({"cpu_features": [)";
-  for (std::size_t i = 0; i <= kMaxCpuFeatures; ++i) big += (i ? ",\"f" : "\"f") + std::to_string(i) + "\"";
+  for (std::size_t i = 0; i <= kMaxCpuFeatures; ++i)
+    big += (i ? ",\"f" : "\"f") + std::to_string(i) + "\"";
   big += "]}";
   auto r = ParseRequirements(big);
   ASSERT_FALSE(r.has_value());

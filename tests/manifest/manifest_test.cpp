@@ -50,13 +50,15 @@ Manifest ValidManifest() {
   Example e;
   e.name = "basic";
   e.inputs = {ExampleTensor{T("x", "float32", {1, 4}), "examples/basic/inputs/x.bin"}};
-  e.outputs = {ExampleTensor{T("output0", "float32", {1, 2}), "examples/basic/outputs/output0.bin"}};
+  e.outputs = {
+      ExampleTensor{T("output0", "float32", {1, 2}), "examples/basic/outputs/output0.bin"}};
   e.rtol = 0.001;
   e.atol = 0.25;
   m.examples = {e};
   // 2 shards and 1000 bytes: 3 shard digests.
-  FileRecord big{"data/big.bin", 2 * kShardBytes + 1000, 0644, "", kShardBytes,
-                 {Digest('1'), Digest('2'), Digest('3')}};
+  FileRecord big{"data/big.bin", 2 * kShardBytes + 1000,
+                 0644,           "",
+                 kShardBytes,    {Digest('1'), Digest('2'), Digest('3')}};
   FileRecord x{"examples/basic/inputs/x.bin", 16, 0644, Digest('a'), 0, {}};  // 4 float32
   FileRecord y{"examples/basic/outputs/output0.bin", 8, 0644, Digest('b'), 0, {}};
   FileRecord model{"model.pt", 1234, 0644, Digest('c'), 0, {}};
@@ -279,12 +281,13 @@ TEST(ManifestParseTest, RejectsNonCanonicalText) {
            {R"("rtol":0.001)", R"("rtol":1e-3)"},                        // number form
            {R"("atol":0.25)", R"("atol":0.250)"},                        // trailing zero
            {R"("name":"mlp")", R"("name":"ml\u0070")"},                  // needless escape
-           {R"("license":"Apache-2.0")", R"("license":"Apache\/2.0")"},   // escaped slash
+           {R"("license":"Apache-2.0")", R"("license":"Apache\/2.0")"},  // escaped slash
            {R"({"format":"torchscript","name":"pytorch"})",
-            R"({"name":"pytorch","format":"torchscript"})"}}) {           // key order
+            R"({"name":"pytorch","format":"torchscript"})"}}) {  // key order
     const std::string edited = ReplaceOnce(text, c.from, c.to);
     const std::string msg = ParseError(edited);
-    const auto at = std::mismatch(edited.begin(), edited.end(), text.begin()).first - edited.begin();
+    const auto at =
+        std::mismatch(edited.begin(), edited.end(), text.begin()).first - edited.begin();
     EXPECT_HAS(msg, "manifest is not in canonical form (RFC 8785) at byte " + std::to_string(at));
   }
   // A trailing newline is not canonical either.
@@ -294,19 +297,21 @@ TEST(ManifestParseTest, RejectsNonCanonicalText) {
 
 TEST(ManifestParseTest, RejectsDuplicateKeys) {
   const std::string text = Text(ValidManifest());
-  const std::string edited = ReplaceOnce(text, R"("name":"mlp",)", R"("name":"mlp","name":"evil",)");
-  EXPECT_EQ(ParseError(edited),
-            "manifest: duplicate key 'name' at byte " + std::to_string(text.find(R"("name":"mlp")") + 13));
+  const std::string edited =
+      ReplaceOnce(text, R"("name":"mlp",)", R"("name":"mlp","name":"evil",)");
+  EXPECT_EQ(ParseError(edited), "manifest: duplicate key 'name' at byte " +
+                                    std::to_string(text.find(R"("name":"mlp")") + 13));
   // At depth: inside files[3].
-  const std::string deep = ReplaceOnce(text, R"("path":"model.pt",)", R"("path":"model.pt","path":"x",)");
+  const std::string deep =
+      ReplaceOnce(text, R"("path":"model.pt",)", R"("path":"model.pt","path":"x",)");
   EXPECT_HAS(ParseError(deep), "manifest: duplicate key 'path' at byte ");
 }
 
 TEST(ManifestParseTest, RejectsInvalidUtf8) {
   const std::string text = Text(ValidManifest());
   const std::string edited = ReplaceOnce(text, R"("owner":"ml-team)", "\"owner\":\"ml-t\xC0\xAFm");
-  EXPECT_EQ(ParseError(edited), "manifest: invalid UTF-8 at byte " +
-                                    std::to_string(text.find("ml-team") + 4));
+  EXPECT_EQ(ParseError(edited),
+            "manifest: invalid UTF-8 at byte " + std::to_string(text.find("ml-team") + 4));
 }
 
 TEST(ManifestParseTest, RejectsTooManyValuesAndDeepNesting) {
@@ -388,12 +393,12 @@ TEST(ManifestParseTest, RejectsBadVersion) {
 
 TEST(ManifestParseTest, RejectsBadCreated) {
   for (const char* created :
-       {"2026-01-31 12:00:00", "2026-01-31T12:00:00+01:00", "yesterday", "",
-        "2026-02-30T00:00:00Z", "2026-01-31T24:00:00Z", "2026-13-01T00:00:00Z",
-        "2026-00-10T00:00:00Z", "2026-01-00T00:00:00Z", "2026-04-31T00:00:00Z",
-        "2100-02-29T00:00:00Z", "2026-01-31T23:60:00Z", "2016-12-31T23:59:60Z",
-        "1969-12-31T23:59:59Z", "2242-03-16T12:56:32Z", "9999-12-31T23:59:59Z",
-        "2026-01-31T12:00:00.5Z", "2026-1-31T12:00:00Z"}) {
+       {"2026-01-31 12:00:00", "2026-01-31T12:00:00+01:00", "yesterday", "", "2026-02-30T00:00:00Z",
+        "2026-01-31T24:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+        "2026-01-00T00:00:00Z", "2026-04-31T00:00:00Z", "2100-02-29T00:00:00Z",
+        "2026-01-31T23:60:00Z", "2016-12-31T23:59:60Z", "1969-12-31T23:59:59Z",
+        "2242-03-16T12:56:32Z", "9999-12-31T23:59:59Z", "2026-01-31T12:00:00.5Z",
+        "2026-1-31T12:00:00Z"}) {
     Manifest m = ValidManifest();
     m.created = created;
     const std::string msg = ParseError(m);
@@ -425,8 +430,7 @@ TEST(ManifestParseTest, CreatedEpochCoversTheTarRange) {
 }
 
 TEST(ManifestParseTest, RejectsMissingEntryPoint) {
-  const std::string msg =
-      EditError(R"("entry_point":{"file":"model.pt","method":"forward"},)", "");
+  const std::string msg = EditError(R"("entry_point":{"file":"model.pt","method":"forward"},)", "");
   EXPECT_HAS(msg, "manifest field 'entry_point'");
   EXPECT_HAS(msg, "missing");
 }
@@ -652,7 +656,8 @@ TEST(ManifestParseTest, RejectsBadExampleNamesAndTolerances) {
   m = ValidManifest();
   m.examples[0].atol = -1;
   EXPECT_HAS(ParseError(m), "manifest field 'examples[0].atol'");
-  EXPECT_HAS(EditError(R"("rtol":0.001)", R"("rtol":"0.001")"), "manifest field 'examples[0].rtol'");
+  EXPECT_HAS(EditError(R"("rtol":0.001)", R"("rtol":"0.001")"),
+             "manifest field 'examples[0].rtol'");
 }
 
 // --- Model summary --------------------------------------------------------------------------
@@ -747,8 +752,9 @@ TEST(ManifestParseTest, RejectsAFileThatIsAlsoADirectory) {
   Manifest m = ValidManifest();
   InsertSorted(m, FileRecord{"data", 1, 0644, Digest('d'), 0, {}});
   const std::string msg = ParseError(m);
-  EXPECT_EQ(msg, "manifest field 'files': 'data' is a file, but 'data/big.bin' needs it to be "
-                 "a directory");
+  EXPECT_EQ(msg,
+            "manifest field 'files': 'data' is a file, but 'data/big.bin' needs it to be "
+            "a directory");
   // Not a prefix in the path sense: fine.
   m = ValidManifest();
   InsertSorted(m, FileRecord{"data-big.bin", 1, 0644, Digest('d'), 0, {}});
@@ -842,8 +848,8 @@ TEST(ManifestParseTest, RejectsBothDigestForms) {
 
 TEST(ManifestParseTest, ShardBytesMustBe64MiB) {
   for (const char* sb : {"0", "1024", "67108865", "134217728"}) {
-    const std::string msg = EditError(R"("shard_bytes":67108864,)",
-                                      std::string(R"("shard_bytes":)") + sb + ",");
+    const std::string msg =
+        EditError(R"("shard_bytes":67108864,)", std::string(R"("shard_bytes":)") + sb + ",");
     EXPECT_HAS(msg, "manifest field 'files[0].shard_bytes': expected 67108864");
   }
 }
@@ -885,9 +891,9 @@ TEST(CheckPathSetTest, ScalesToManyPaths) {
 }
 
 TEST(CheckNameTest, AcceptsValidNames) {
-  for (const std::string& name : {std::string("a"), std::string("mlp"), std::string("resnet-50"),
-                                  std::string("my_model.v2"), std::string("0abc"),
-                                  std::string(128, 'x')}) {
+  for (const std::string& name :
+       {std::string("a"), std::string("mlp"), std::string("resnet-50"), std::string("my_model.v2"),
+        std::string("0abc"), std::string(128, 'x')}) {
     EXPECT_TRUE(CheckName(name)) << name;
   }
 }

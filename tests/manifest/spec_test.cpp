@@ -168,7 +168,8 @@ TEST(SpecTest, RejectsBadTensors) {
   EXPECT_HAS(MustFail("outputs: [{name: y, dtype: float32}]\n").message,
              "field 'outputs[0].shape'");
   EXPECT_HAS(MustFail("inputs: [{name: x, dtype: float32, shape: [1]}, "
-                      "{name: x, dtype: int64, shape: [1]}]\n").message,
+                      "{name: x, dtype: int64, shape: [1]}]\n")
+                 .message,
              "'inputs[1].name'");
   EXPECT_HAS(MustFail("inputs: [{name: x, dtype: float32, shape: [1], dims: 2}]\n").message,
              "'inputs[0].dims'");
@@ -272,16 +273,15 @@ examples:
 
 TEST(SpecTest, IntegerDataIsRangeCheckedExactly) {
   // 2^63 is not an int64, although as a double it equals INT64_MAX as a double.
-  const Error e = MustFail(
-      "examples: [{inputs: {x: {dtype: int64, data: [9223372036854775808]}}}]\n");
+  const Error e =
+      MustFail("examples: [{inputs: {x: {dtype: int64, data: [9223372036854775808]}}}]\n");
   EXPECT_HAS(e.message, "field 'examples[0].inputs.x.data'");
   EXPECT_HAS(e.message, "is not a valid int64 value");
   const Spec s = MustParse(
       "examples: [{inputs: {x: {dtype: int64, data: [9223372036854775807, "
       "-9223372036854775808]}}}]\n");
   ASSERT_EQ(s.examples.size(), 1u);
-  EXPECT_EQ(s.examples[0].inputs[0].bytes,
-            LittleEndian<std::int64_t>({INT64_MAX, INT64_MIN}));
+  EXPECT_EQ(s.examples[0].inputs[0].bytes, LittleEndian<std::int64_t>({INT64_MAX, INT64_MIN}));
   EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: uint8, data: [256]}}}]\n").message,
              "256 is not a valid uint8 value");
   EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: int8, data: [-129]}}}]\n").message,
@@ -303,8 +303,7 @@ TEST(SpecTest, ExampleSizeArithmeticCannotWrap) {
 }
 
 TEST(SpecTest, NonNumericDataIsRejected) {
-  EXPECT_HAS(MustFail("examples: [{inputs: {x: {data: [1, abc]}}}]\n").message,
-             "expected numbers");
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {data: [1, abc]}}}]\n").message, "expected numbers");
   EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: bool, data: [true, 1.5]}}}]\n").message,
              "expected booleans");
 }
@@ -346,8 +345,7 @@ examples: [{inputs: {x: {dtype: float64, data: [0.5, 2]}}}]
 }
 
 TEST(SpecTest, Float16InlineDataIsRejected) {
-  EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: float16, data: [1]}}}]\n").message,
-             "file:");
+  EXPECT_HAS(MustFail("examples: [{inputs: {x: {dtype: float16, data: [1]}}}]\n").message, "file:");
 }
 
 TEST(SpecTest, DataAndFileAreExclusive) {
@@ -377,8 +375,8 @@ TEST(SpecTest, FileDataNeedsShape) {
 
 TEST(SpecTest, MissingFileIsNotFound) {
   TempDir dir;
-  const Error e = MustFail("examples: [{inputs: {x: {shape: [1], file: nope.bin}}}]\n",
-                           dir.path().string());
+  const Error e =
+      MustFail("examples: [{inputs: {x: {shape: [1], file: nope.bin}}}]\n", dir.path().string());
   EXPECT_EQ(e.code, Code::kNotFound);
   EXPECT_HAS(e.message, "nope.bin");
   EXPECT_HAS(e.message, "examples[0].inputs.x.file");
@@ -387,8 +385,8 @@ TEST(SpecTest, MissingFileIsNotFound) {
 TEST(SpecTest, FileSizeMustMatchShape) {
   TempDir dir;
   Spit(dir / "x.bin", std::string(10, '\0'));
-  const Error e = MustFail("examples: [{inputs: {x: {shape: [2, 2], file: x.bin}}}]\n",
-                           dir.path().string());
+  const Error e =
+      MustFail("examples: [{inputs: {x: {shape: [2, 2], file: x.bin}}}]\n", dir.path().string());
   EXPECT_EQ(e.code, Code::kInvalid);
   EXPECT_HAS(e.message, "needs 16 bytes");
   EXPECT_HAS(e.message, "has 10");
@@ -467,11 +465,13 @@ TEST(SpecTest, MalformedYamlNamesTheLine) {
 }
 
 TEST(SpecTest, DeepNestingIsRejected) {
-  const std::string flow = "hyperparameters: {a: " + std::string(100, '[') + std::string(100, ']') + "}\n";
+  const std::string flow =
+      "hyperparameters: {a: " + std::string(100, '[') + std::string(100, ']') + "}\n";
   EXPECT_HAS(MustFail(flow).message, "nesting deeper than");
 
   std::string block = "hyperparameters:\n";
-  for (int i = 0; i < 80; ++i) block += std::string(2 * (i + 1), ' ') + "k" + std::to_string(i) + ":\n";
+  for (int i = 0; i < 80; ++i)
+    block += std::string(2 * (i + 1), ' ') + "k" + std::to_string(i) + ":\n";
   EXPECT_HAS(MustFail(block).message, "nesting deeper than");
 
   // Moderate nesting is fine.
@@ -490,16 +490,13 @@ TEST(SpecTest, EmptyDocumentIsAnEmptySpec) {
   }
 }
 
-TEST(SpecTest, NonMapDocumentIsRejected) {
-  EXPECT_HAS(MustFail("- a\n- b\n").message, "'(root)'");
-}
+TEST(SpecTest, NonMapDocumentIsRejected) { EXPECT_HAS(MustFail("- a\n- b\n").message, "'(root)'"); }
 
 TEST(SpecTest, JsonSpecsAreStrictToo) {
   const Error dup = MustFail(R"({"name": "a", "owner": "x", "name": "b"})");
   EXPECT_EQ(dup.code, Code::kInvalid);
   EXPECT_EQ(dup.message, "dlsys.yaml: duplicate key 'name' at byte 28");
-  EXPECT_HAS(MustFail(R"({"hyperparameters": {"lr": 1, "lr": 2}})").message,
-             "duplicate key 'lr'");
+  EXPECT_HAS(MustFail(R"({"hyperparameters": {"lr": 1, "lr": 2}})").message, "duplicate key 'lr'");
   EXPECT_HAS(MustFail("{\"name\": \"caf\xC3\"}").message, "dlsys.yaml: invalid UTF-8 at byte 13");
   EXPECT_HAS(MustFail(R"({"hyperparameters": {"seed": 9007199254740993}})").message,
              "integer 9007199254740993");
@@ -509,13 +506,15 @@ TEST(SpecTest, JsonSpecsAreStrictToo) {
 }
 
 TEST(SpecTest, YamlMustBeUtf8WithoutControlCharacters) {
-  EXPECT_EQ(MustFail("name: a\nowner: \"caf\xC3\"\n").message, "dlsys.yaml: invalid UTF-8 at byte 19");
+  EXPECT_EQ(MustFail("name: a\nowner: \"caf\xC3\"\n").message,
+            "dlsys.yaml: invalid UTF-8 at byte 19");
   EXPECT_EQ(MustFail("name: \xED\xA0\x80\n").message, "dlsys.yaml: invalid UTF-8 at byte 6");
   EXPECT_EQ(MustFail("caf\xC3\xA9: \xF4\x90\x80\x80\n").message,
             "dlsys.yaml: invalid UTF-8 at byte 7");
   EXPECT_EQ(MustFail(std::string("name: a\0b\n", 10)).message,
             "dlsys.yaml: control character 0x00 at byte 7");
-  EXPECT_EQ(MustFail("name: \x1b[31mred\n").message, "dlsys.yaml: control character 0x1b at byte 6");
+  EXPECT_EQ(MustFail("name: \x1b[31mred\n").message,
+            "dlsys.yaml: control character 0x1b at byte 6");
   EXPECT_EQ(MustParse("description: \"caf\xC3\xA9\\ttab\"\n").description, "caf\xC3\xA9\ttab");
 }
 
@@ -565,7 +564,8 @@ TEST(SpecTest, DeepBlockNestingIsRefusedNotCrashed) {
 
   // 100,000 lines of increasing indentation, one column at a time, cycled to stay in bounds.
   std::string lines = "hyperparameters:\n";
-  for (int i = 0; i < 100000; ++i) lines += std::string(1 + i % 100, ' ') + "k" + std::to_string(i) + ":\n";
+  for (int i = 0; i < 100000; ++i)
+    lines += std::string(1 + i % 100, ' ') + "k" + std::to_string(i) + ":\n";
   EXPECT_HAS(MustFail(lines).message, "nesting deeper than 64 levels");
 }
 
@@ -597,8 +597,9 @@ TEST(SpecTest, DuplicateKeyIsRejectedWithLine) {
 TEST(SpecTest, LoadSpecResolvesAgainstSpecDirectory) {
   TempDir dir;
   Spit(dir / "x.bin", LittleEndian<float>({7.0f}));
-  Spit(dir / "dlsys.yaml", "name: m\nexamples: [{inputs: {x: {shape: [1], file: x.bin}}}]\n"
-                           "files: [labels.txt]\n");
+  Spit(dir / "dlsys.yaml",
+       "name: m\nexamples: [{inputs: {x: {shape: [1], file: x.bin}}}]\n"
+       "files: [labels.txt]\n");
   auto s = LoadSpec(dir / "dlsys.yaml");
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->name, "m");

@@ -406,8 +406,7 @@ TEST(RuntimeTest, MaxFileFormatVersionCoversLoadedModels) {
 
 // Every node kind a loadable model's summary lists must be something this runtime provides,
 // or a target profile taken from this runtime would reject models it runs.
-class OperatorsCoverSummaryTest
-    : public ::testing::TestWithParam<std::vector<std::string>> {};
+class OperatorsCoverSummaryTest : public ::testing::TestWithParam<std::vector<std::string>> {};
 
 TEST_P(OperatorsCoverSummaryTest, SummaryOperatorsAreProvided) {
   std::vector<std::string> argv = GetParam();

@@ -412,8 +412,8 @@ const std::string kSig64 = core::Base64Encode(AsBytes(std::string(64, '\0')));
 std::string Sig(const std::string& keyid, const std::string& sig = kSig64) {
   return R"({"keyid":")" + keyid + R"(","sig":")" + sig + R"("})";
 }
-std::string Env(const std::string& signatures, const std::string& payload = "aGk=",
-                const std::string& type = "t") {
+std::string Env(const std::string& signatures,
+                const std::string& payload = "aGk=", const std::string& type = "t") {
   return R"({"payload":")" + payload + R"(","payloadType":")" + type + R"(","signatures":[)" +
          signatures + "]}";
 }
@@ -454,12 +454,14 @@ INSTANTIATE_TEST_SUITE_P(
                       "field 'signatures' is not an array"},
         MalformedCase{R"({"payload":"","payloadType":"t","signatures":[5]})",
                       "field 'signatures[0]' is not an object"},
-        MalformedCase{Env(R"({"keyid":")" + kKeyA + R"("})"), "field 'signatures[0].sig' is missing"},
+        MalformedCase{Env(R"({"keyid":")" + kKeyA + R"("})"),
+                      "field 'signatures[0].sig' is missing"},
         MalformedCase{Env(R"({"keyid":")" + kKeyA + R"(","sig":1})"),
                       "field 'signatures[0].sig' is not a string"},
         MalformedCase{Env(Sig(kKeyA) + "," + Sig(kKeyB, "@@")),
                       "field 'signatures[1].sig' is not valid base64"},
-        MalformedCase{Env(R"({"sig":")" + kSig64 + R"("})"), "field 'signatures[0].keyid' is missing"},
+        MalformedCase{Env(R"({"sig":")" + kSig64 + R"("})"),
+                      "field 'signatures[0].keyid' is missing"},
         MalformedCase{Env(R"({"keyid":7,"sig":")" + kSig64 + R"("})"),
                       "field 'signatures[0].keyid' is not a string"},
         // Exact key sets.
@@ -469,8 +471,10 @@ INSTANTIATE_TEST_SUITE_P(
                       "field 'signatures[0].note' is not a known field (known: keyid, sig)"},
         // Key ids: 64 lower-case hex, distinct.
         MalformedCase{Env(Sig("")), "field 'signatures[0].keyid' is not a key id"},
-        MalformedCase{Env(Sig(std::string(64, 'A'))), "field 'signatures[0].keyid' is not a key id"},
-        MalformedCase{Env(Sig(std::string(63, 'a'))), "field 'signatures[0].keyid' is not a key id"},
+        MalformedCase{Env(Sig(std::string(64, 'A'))),
+                      "field 'signatures[0].keyid' is not a key id"},
+        MalformedCase{Env(Sig(std::string(63, 'a'))),
+                      "field 'signatures[0].keyid' is not a key id"},
         MalformedCase{Env(Sig(kKeyA) + "," + Sig(kKeyA)),
                       "field 'signatures[1].keyid': key aaaaaaaaaaaaaaaa\xE2\x80\xA6 signs twice"},
         // Signatures: canonical base64 of exactly 64 bytes.
@@ -516,7 +520,8 @@ TEST(DsseTest, ParseRefusesTooManySignatures) {
             "signature envelope: field 'signatures' has 9 signatures, more than the limit of 8");
   // Hundreds of thousands of keyless signatures are refused before any of them is looked at.
   std::string many;
-  for (int i = 0; i < 300000; ++i) many += i ? R"(,{"keyid":"","sig":""})" : R"({"keyid":"","sig":""})";
+  for (int i = 0; i < 300000; ++i)
+    many += i ? R"(,{"keyid":"","sig":""})" : R"({"keyid":"","sig":""})";
   env = ParseEnvelope(Env(many));
   ASSERT_FALSE(env.has_value());
   EXPECT_NE(env.error().message.find("more than"), std::string::npos) << env.error().message;
@@ -525,21 +530,20 @@ TEST(DsseTest, ParseRefusesTooManySignatures) {
 TEST(DsseTest, ParseRefusesNonCanonicalEnvelopes) {
   const std::string canonical = Env(Sig(kKeyA));
   ASSERT_TRUE(ParseEnvelope(canonical).has_value());
-  for (const std::string& text : {
-           " " + canonical,
-           canonical + "\n",
-           R"({"payloadType":"t","payload":"aGk=","signatures":[)" + Sig(kKeyA) + "]}",
-           Env(R"({"sig":")" + kSig64 + R"(","keyid":")" + kKeyA + R"("})"),
-           Env(Sig(kKeyA), "aGk=", "\\u0074"),
-           R"({"payload": "aGk=","payloadType":"t","signatures":[)" + Sig(kKeyA) + "]}"}) {
+  for (const std::string& text :
+       {" " + canonical, canonical + "\n",
+        R"({"payloadType":"t","payload":"aGk=","signatures":[)" + Sig(kKeyA) + "]}",
+        Env(R"({"sig":")" + kSig64 + R"(","keyid":")" + kKeyA + R"("})"),
+        Env(Sig(kKeyA), "aGk=", "\\u0074"),
+        R"({"payload": "aGk=","payloadType":"t","signatures":[)" + Sig(kKeyA) + "]}"}) {
     const auto byte =
         std::mismatch(text.begin(), text.end(), canonical.begin(), canonical.end()).first -
         text.begin();
     auto env = ParseEnvelope(text);
     ASSERT_FALSE(env.has_value()) << text;
-    EXPECT_EQ(env.error().message,
-              "signature envelope is not in canonical form (RFC 8785) at byte " +
-                  std::to_string(byte))
+    EXPECT_EQ(
+        env.error().message,
+        "signature envelope is not in canonical form (RFC 8785) at byte " + std::to_string(byte))
         << text;
   }
   // Duplicate keys are refused by the JSON reader, before anything else.

@@ -10,10 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -24,9 +23,9 @@ namespace dlsys::core {
 inline constexpr std::int64_t kMaxSafeInteger = (std::int64_t{1} << 53) - 1;
 
 struct JsonLimits {
-  std::size_t max_bytes;               // size of the text
-  std::size_t max_depth = 64;          // nested arrays/objects; the root container is level 1
-  std::size_t max_values = 100000;     // every value counts: containers, scalars (not keys)
+  std::size_t max_bytes;            // size of the text
+  std::size_t max_depth = 64;       // nested arrays/objects; the root container is level 1
+  std::size_t max_values = 100000;  // every value counts: containers, scalars (not keys)
 };
 
 // Parses one JSON text strictly (RFC 8259 plus I-JSON, RFC 7493):

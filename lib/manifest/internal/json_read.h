@@ -8,10 +8,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -41,8 +40,8 @@ class Reader {
 
   // The member, or nullptr when it is absent or null and not required. A required member that
   // is absent or null is an error ("... but it is missing" / "found null").
-  [[nodiscard]] Result<const Json*> Get(const Json& obj, const std::string& path,
-                                        const char* key, bool required) const;
+  [[nodiscard]] Result<const Json*> Get(const Json& obj, const std::string& path, const char* key,
+                                        bool required) const;
   // A string of at most max_len bytes (and at least one when non_empty); "" when absent.
   [[nodiscard]] Result<std::string> String(const Json& obj, const std::string& path,
                                            const char* key, bool required,
@@ -50,9 +49,8 @@ class Reader {
                                            bool non_empty = false) const;
   // An integer in [min, max] (a number with a fraction, even 1.0, is not an integer); `min`
   // when absent.
-  [[nodiscard]] Result<std::int64_t> Int(const Json& obj, const std::string& path,
-                                         const char* key, bool required, std::int64_t min,
-                                         std::int64_t max) const;
+  [[nodiscard]] Result<std::int64_t> Int(const Json& obj, const std::string& path, const char* key,
+                                         bool required, std::int64_t min, std::int64_t max) const;
   // A finite number >= min; `fallback` when absent.
   [[nodiscard]] Result<double> Number(const Json& obj, const std::string& path, const char* key,
                                       bool required, double fallback,
@@ -64,7 +62,8 @@ class Reader {
   // An array of at most max_items strings of 1..max_len bytes; empty when absent.
   [[nodiscard]] Result<std::vector<std::string>> Strings(
       const Json& obj, const std::string& path, const char* key, bool required,
-      std::size_t max_len = 4096, std::size_t max_items = std::numeric_limits<std::size_t>::max()) const;
+      std::size_t max_len = 4096,
+      std::size_t max_items = std::numeric_limits<std::size_t>::max()) const;
   // A tensor shape: an array of at most max_rank integers, each >= 0 and <= 2^53 - 1, or -1
   // (a dynamic dimension) when allow_dynamic.
   [[nodiscard]] Result<std::vector<std::int64_t>> Shape(const Json& obj, const std::string& path,

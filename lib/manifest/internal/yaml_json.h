@@ -1,10 +1,9 @@
 // YAML (1.2 core schema) to JSON, straight from the parser's events.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/internal/json.h"

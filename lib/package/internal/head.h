@@ -13,7 +13,6 @@
 
 namespace dlsys::package::internal {
 
-
 struct Head {
   core::UniqueFd fd;  // the archive, opened once; every later read goes through it
   std::uint64_t file_bytes = 0;
