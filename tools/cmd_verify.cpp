@@ -116,9 +116,12 @@ void RegisterVerify(CLI::App& app, RunFn& run) {
                   "a FAIL row (1 to 86400; default 120)")
       ->check(WholeNumberIn(1, 86400, "seconds"));
   sub->footer(
-      "Checks: archive safety (no absolute paths, '..', links, devices or duplicates; bounded\n"
-      "sizes and compression ratio), manifest schema, every file's size and SHA-256, no missing\n"
-      "or extra files, and a signature by a trusted key. Streams the archive; never extracts it.\n"
+      "Checks: the archive is in the one canonical form pack writes (every tar header byte, no\n"
+      "data after the end marker, one gzip member or zstd frame; exit 4 names the offset), safe\n"
+      "paths, bounded sizes and compression ratio, a strict manifest, every file's size and\n"
+      "SHA-256, no missing or extra files, and a signature by a trusted key. Reads the archive\n"
+      "once; never extracts it. --smoke runs exactly the verified bytes in a child process that\n"
+      "is stopped after --smoke-timeout.\n"
       "--target adds one row per requirement (memory, device, gpu_memory, cpu_features,\n"
       "file_format, runtime_version, operators, latency); --smoke adds the smoke-test rows.\n"
       "Exit codes: 0 no check failed, 2 usage error (e.g. --junit FILE exists without --force),\n"

@@ -277,21 +277,9 @@ std::u16string Utf16(std::string_view s) {
   std::u16string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    char32_t cp = 0;
-    std::size_t len = 1;
-    if (c < 0x80) {
-      cp = c;
-    } else if (c < 0xE0) {
-      cp = c & 0x1F, len = 2;
-    } else if (c < 0xF0) {
-      cp = c & 0x0F, len = 3;
-    } else {
-      cp = c & 0x07, len = 4;
-    }
-    for (std::size_t k = 1; k < len; ++k)
-      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    i += len;
+    char32_t cp = static_cast<unsigned char>(s[i]);
+    // Names were validated as UTF-8 on the way in; a stray byte still advances by one.
+    i += std::max<std::size_t>(DecodeUtf8At(s, i, &cp), 1);
     if (cp >= 0x10000) {
       cp -= 0x10000;
       out.push_back(static_cast<char16_t>(0xD800 + (cp >> 10)));

@@ -1,42 +1,9 @@
 #include "core/text.h"
 
+#include "core/utf8.h"
+
 namespace dlsys::core {
 namespace {
-
-// Length of the well-formed UTF-8 sequence starting at s[i] (Unicode 15, table 3-7), storing
-// its code point in *cp; 0 if the byte at i does not start one.
-std::size_t DecodeAt(std::string_view s, std::size_t i, char32_t* cp) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  std::size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;  // no overlong forms
-    if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;  // no overlong forms
-    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;  // continuation byte, C0, C1 or F5..FF
-  }
-  if (s.size() - i < len) return 0;
-  if (b(1) < lo || b(1) > hi) return 0;
-  for (std::size_t k = 2; k < len; ++k) {
-    if (b(k) < 0x80 || b(k) > 0xBF) return 0;
-  }
-  char32_t v = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
-  for (std::size_t k = 1; k < len; ++k) v = (v << 6) | (b(k) & 0x3F);
-  *cp = v;
-  return len;
-}
 
 bool IsBidiControl(char32_t cp) {
   return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
@@ -94,7 +61,7 @@ std::string TerminalSafe(std::string_view s) {
       continue;
     }
     char32_t cp = 0;
-    const std::size_t len = DecodeAt(s, i, &cp);
+    const std::size_t len = DecodeUtf8At(s, i, &cp);
     if (len == 0) {
       AppendByteEscape(out, c);
       ++i;
@@ -118,7 +85,7 @@ std::string Truncate(std::string_view s, std::size_t max_chars) {
   while (i < s.size()) {
     if (chars == max_chars) return std::string(s.substr(0, keep)) + "…";
     char32_t cp;
-    const std::size_t len = DecodeAt(s, i, &cp);
+    const std::size_t len = DecodeUtf8At(s, i, &cp);
     i += len == 0 ? 1 : len;
     ++chars;
     if (chars == max_chars - 1) keep = i;
@@ -142,7 +109,7 @@ std::string TruncateMiddle(std::string_view s, std::size_t max_chars) {
       break;
     }
     char32_t cp;
-    const std::size_t len = DecodeAt(s, i, &cp);
+    const std::size_t len = DecodeUtf8At(s, i, &cp);
     i += len == 0 ? 1 : len;
   }
   return std::string(s.substr(0, head_end)) + "…" + std::string(s.substr(tail_start));
@@ -152,7 +119,7 @@ std::size_t CharCount(std::string_view s) {
   std::size_t chars = 0;
   for (std::size_t i = 0; i < s.size(); ++chars) {
     char32_t cp;
-    const std::size_t len = DecodeAt(s, i, &cp);
+    const std::size_t len = DecodeUtf8At(s, i, &cp);
     i += len == 0 ? 1 : len;
   }
   return chars;

@@ -14,4 +14,8 @@ bool IsValidUtf8(std::string_view text);
 // when the whole text is valid UTF-8.
 std::size_t FindInvalidUtf8(std::string_view text);
 
+// Length (1-4) of the well-formed UTF-8 sequence starting at text[i], storing its code point
+// in *cp; 0 if the bytes at i do not start one (then *cp is unchanged). Requires i < size.
+std::size_t DecodeUtf8At(std::string_view text, std::size_t i, char32_t* cp);
+
 }  // namespace dlsys::core

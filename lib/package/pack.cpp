@@ -191,6 +191,15 @@ Result<std::vector<const manifest::TensorSpec*>> MatchOutputs(
   return match;
 }
 
+// manifest::CheckPathSet (the rule verify applies) on sorted names chosen by the caller: a
+// collision is a usage error of pack.
+Result<void> CheckNamesDoNotCollide(const std::vector<std::string>& sorted_paths) {
+  return manifest::CheckPathSet(sorted_paths).map_error([](Error e) {
+    e.code = Code::kUsage;
+    return std::move(e).Wrap("the archive's file names collide");
+  });
+}
+
 // Turns a concrete example shape into a schema shape with a dynamic batch dimension.
 manifest::TensorSpec Generalise(std::string name, runtime::DType dtype,
                                 std::vector<std::int64_t> shape) {
@@ -251,10 +260,7 @@ Result<PackResult> Pack(const PackOptions& o) {
     std::vector<std::string> known = {"model.pt"};
     for (const auto& f : spec.files) known.push_back(f.archive_path);
     std::sort(known.begin(), known.end());
-    DLSYS_TRY(manifest::CheckPathSet(known).map_error([](Error e) {
-      e.code = Code::kUsage;
-      return std::move(e).Wrap("the archive's file names collide");
-    }));
+    DLSYS_TRY(CheckNamesDoNotCollide(known));
   }
   std::optional<signing::PrivateKey> key;
   if (!o.key_path.empty()) {
@@ -352,10 +358,7 @@ Result<PackResult> Pack(const PackOptions& o) {
     // --file a=files/x together with --file b=files/x/y).
     std::vector<std::string> paths;
     for (const auto& p : payloads) paths.push_back(p.path);
-    DLSYS_TRY(manifest::CheckPathSet(paths).map_error([](Error e) {
-      e.code = Code::kUsage;
-      return std::move(e).Wrap("the archive's file names collide");
-    }));
+    DLSYS_TRY(CheckNamesDoNotCollide(paths));
   }
   for (const auto& p : payloads) {
     manifest::FileRecord f;

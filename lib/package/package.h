@@ -109,6 +109,7 @@ struct VerifyReport {
 struct VerifiedArchive {
   VerifyReport report;
   manifest::Manifest manifest;
+  hw::Requirements requirements;  // the manifest's, parsed (an invalid one breaks the container)
   // The model and every example tensor, by archive path: the very bytes whose digests were
   // checked (filled only when report.ok).
   std::map<std::string, std::string> files;
