@@ -9,9 +9,9 @@ PACKAGES=(
   libcli11-dev libyaml-cpp-dev libarchive-dev libssl-dev openssl libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libexpected-dev libsimdjson-dev
   libboost-dev libzstd-dev zstd libcurl4-openssl-dev
-  python3-jsonschema python3-yaml
+  python3-jsonschema python3-yaml lnav
   zlib1g-dev libarchive-tools clang-14 libfuzzer-14-dev libclang-rt-14-dev
-  tar gzip curl bc hyperfine wrk time
+  tar gzip curl bc hyperfine wrk time libopenblas0-openmp prometheus
 )
 
 missing=()

@@ -66,5 +66,6 @@ void RegisterPack(CLI::App& app, RunFn& run);
 void RegisterInspect(CLI::App& app, RunFn& run);
 void RegisterVerify(CLI::App& app, RunFn& run);
 void RegisterProbe(CLI::App& app, RunFn& run);
+void RegisterServe(CLI::App& app, RunFn& run);
 
 }  // namespace dlsys::cli

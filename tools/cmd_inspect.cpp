@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "log/log.h"
 #include "package/package.h"
 #include "render.h"
 
@@ -16,6 +17,13 @@ struct Options {
 int Run(const Options& o) {
   auto r = package::Inspect(o.archive);
   if (!r) return ReportError(r.error(), o.json);
+  log::Info("inspect.done", "read the head of " + o.archive)
+      .Str("archive", o.archive)
+      .Str("model", r->manifest.name)
+      .Str("model_version", r->manifest.version)
+      .Int("archive_bytes", static_cast<std::int64_t>(r->archive_bytes))
+      .Bool("signed", r->is_signed)
+      .Emit();
   const std::string out =
       o.json ? RenderInspectJson(o.archive, *r) : RenderInspectText(o.archive, *r);
   std::fwrite(out.data(), 1, out.size(), stdout);

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "log/log.h"
 #include "render.h"
 #include "signing/keys.h"
 
@@ -20,6 +21,10 @@ int Run(const Options& o) {
     return ReportError(std::move(saved.error()).Wrap("cannot write key '" + o.out + "'"), o.json);
   }
   const std::string key_id = key->Public().KeyId();
+  log::Info("keygen.done", "created key pair " + o.out)
+      .Str("file.path", o.out)
+      .Str("key_id", key_id)
+      .Emit();
   const std::string out =
       o.json ? RenderKeygenJson(o.out, key_id) : RenderKeygenText(o.out, key_id);
   std::fwrite(out.data(), 1, out.size(), stdout);

@@ -1,4 +1,5 @@
 // dlsys pack: turn a TorchScript model and its metadata into a signed, reproducible archive.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -7,6 +8,7 @@
 
 #include "cli.h"
 #include "core/text.h"
+#include "log/log.h"
 #include "package/package.h"
 #include "render.h"
 
@@ -97,14 +99,36 @@ Result<package::PackOptions> Build(const Options& o) {
 }
 
 int Run(const Options& o) {
+  const auto start = std::chrono::steady_clock::now();
   auto p = Build(o);
   if (!p) return ReportError(p.error(), o.json);
+  log::Debug("pack.start", "packing " + o.model)
+      .Str("file.path", o.model)
+      .Str("archive", o.out)
+      .Str("model", p->spec.name)
+      .Str("model_version", p->spec.version)
+      .Str("compression", p->spec.compression.empty() ? "none" : p->spec.compression)
+      .Bool("signed", !o.key.empty())
+      .Bool("reproducible", p->reproducible)
+      .Emit();
   ProgressLine progress("packing " + o.out);
   p->progress = [&](const package::Progress& pr) {
     progress.Update(pr.phase, pr.done_bytes, pr.total_bytes);
   };
   auto r = package::Pack(*p);
   if (!r) return ReportError(std::move(r.error()).Wrap("cannot pack '" + o.model + "'"), o.json);
+  log::Info("pack.done",
+            "packed " + r->manifest.name + " " + r->manifest.version + " into " + o.out)
+      .Str("archive", o.out)
+      .Str("model", r->manifest.name)
+      .Str("model_version", r->manifest.version)
+      .Int("archive_bytes", static_cast<std::int64_t>(r->archive_bytes))
+      .Bool("signed", !r->key_id.empty())
+      .Str("key_id", r->key_id)
+      .Num("duration_ms",
+           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+               .count())
+      .Emit();
   if (o.json || !o.quiet) {
     const std::string out = o.json ? RenderPackJson(o.out, *r) : RenderPackText(o.out, *r);
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -5,6 +5,7 @@
 #include "core/file.h"
 #include "core/text.h"
 #include "hw/probe.h"
+#include "log/log.h"
 #include "render.h"
 
 namespace dlsys::cli {
@@ -23,10 +24,20 @@ int Run(const Options& o) {
   p.include_runtime = !o.no_runtime;
   auto profile = hw::ProbeLocal(p);
   if (!profile) return ReportError(profile.error(), o.json);
+  log::Info("probe.done", "probed this machine")
+      .Bool("runtime", profile->runtime.has_value())
+      .Str("file.path", o.out)
+      .Emit();
   // JSON when asked for, or when the output file is named *.json (it loads faster: 2000
   // operator names parse in ~1 ms as JSON, ~10 ms as YAML).
   const bool json = o.json || (!o.yaml && o.out.size() > 5 && o.out.ends_with(".json"));
   const std::string text = json ? RenderProfileJson(*profile) : hw::ProfileToYaml(*profile);
+  if (profile->runtime && profile->runtime->blas && profile->runtime->blas->Reference()) {
+    std::fprintf(stderr,
+                 "warning: libtorch uses the reference BLAS (%s): batched inference will be ~10x "
+                 "slower; install libopenblas0-openmp\n",
+                 core::TerminalSafe(profile->runtime->blas->library).c_str());
+  }
   if (!o.out.empty()) {
     if (auto ok = core::WriteFileAtomic(o.out, text, o.force); !ok) {
       return ReportError(ok.error(), o.json);
@@ -56,9 +67,10 @@ void RegisterProbe(CLI::App& app, RunFn& run) {
   sub->footer(
       "Reports OS, architecture, CPU model, cores and feature flags, total and available memory,\n"
       "GPUs (through NVML when present), and the runtime's libtorch version, newest TorchScript\n"
-      "file format and operator set. Take a profile on a production box, commit it, and check\n"
-      "archives against it in CI anywhere. Profiles are plain YAML: write one by hand for an edge\n"
-      "device (docs/target-profile.md).\n\n"
+      "file format, operator set and BLAS (verify --target WARNs about the slow reference BLAS).\n"
+      "Take a profile on a production box, commit it, and check archives against it in CI\n"
+      "anywhere. Profiles are plain YAML: write one by hand for an edge device\n"
+      "(docs/target-profile.md).\n\n"
       "Examples:\n  dlsys probe -o prod-cpu.yaml\n  dlsys probe -o prod-cpu.json   # same content, "
       "faster to load in CI\n"
       "  dlsys verify model.dlsys --trust keys/ --target prod-cpu.yaml");

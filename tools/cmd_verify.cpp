@@ -1,4 +1,5 @@
 // dlsys verify: prove an archive's integrity, signature and schema; report for people and CI.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -6,6 +7,7 @@
 #include "core/file.h"
 #include "core/parallel.h"
 #include "hw/probe.h"
+#include "log/log.h"
 #include "package/package.h"
 #include "render.h"
 
@@ -31,6 +33,7 @@ bool Exists(const std::string& path) {
 }
 
 int Run(const Options& o) {
+  const auto start = std::chrono::steady_clock::now();
   // A failure before there is a report: the message on stderr and, with --json, the error
   // object (with the report's top-level fields) on stdout.
   auto fail = [&o](const Error& error) {
@@ -69,6 +72,13 @@ int Run(const Options& o) {
   }
   v.smoke = o.smoke;
   v.smoke_timeout_s = o.smoke_timeout_s;
+  log::Debug("verify.start", "verifying " + o.archive)
+      .Str("archive", o.archive)
+      .Int("trusted_keys", static_cast<std::int64_t>(o.trust.size()))
+      .Bool("allow_unsigned", o.allow_unsigned)
+      .Str("target", o.target)
+      .Bool("smoke", o.smoke)
+      .Emit();
   ProgressLine progress("verifying " + o.archive);
   v.progress = [&](const package::Progress& p) {
     progress.Update(p.phase, p.done_bytes, p.total_bytes);
@@ -76,6 +86,34 @@ int Run(const Options& o) {
   auto r = package::Verify(o.archive, v);
   if (!r) return fail(r.error());
   const int code = r->container_broken ? kExitInvalid : r->ok ? kExitOk : kExitVerifyFailed;
+  if (log::Enabled(log::Level::kInfo)) {
+    std::int64_t failed = 0, warned = 0;
+    for (const auto& c : r->checks) {
+      failed += c.status == Status::kFail;
+      warned += c.status == Status::kWarn;
+      if (c.status != Status::kPass) {
+        log::Debug("verify.check", c.message)
+            .Str("check", c.check)
+            .Str("subject", c.subject)
+            .Str("result", StatusName(c.status))
+            .Emit();
+      }
+    }
+    const char* result = r->container_broken ? "broken" : r->ok ? "ok" : "failed";
+    log::Info("verify.done", o.archive + ": " + result)
+        .Str("archive", o.archive)
+        .Str("model", r->name)
+        .Str("model_version", r->version)
+        .Str("result", result)
+        .Int("checks", static_cast<std::int64_t>(r->checks.size()))
+        .Int("failed_checks", failed)
+        .Int("warned_checks", warned)
+        .Str("key_id", r->key_id)
+        .Num("duration_ms",
+             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                 .count())
+        .Emit();
+  }
   if (!o.junit.empty()) {
     if (auto written = core::WriteFileAtomic(o.junit, RenderVerifyJUnit(*r), o.force); !written) {
       return fail(std::move(written.error()).Wrap("cannot write the --junit report"));

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <regex>
+#include <vector>
 
 namespace dlsys::core {
 namespace {
@@ -160,6 +161,64 @@ Result<std::uint64_t> ParseByteSize(std::string_view text) {
   bytes += (frac * found->factor + frac_den / 2) / frac_den;
   if (bytes > kMax) return bad();
   return static_cast<std::uint64_t>(bytes);
+}
+
+namespace {
+
+std::vector<std::string_view> SplitOn(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t at = s.find(sep, start);
+    parts.push_back(s.substr(start, at == std::string_view::npos ? std::string_view::npos
+                                                                 : at - start));
+    if (at == std::string_view::npos) return parts;
+    start = at + 1;
+  }
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// Numeric identifiers have no leading zeros (IsSemver), so length then text orders them.
+int CompareNumeric(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+  return a.compare(b) < 0 ? -1 : (a == b ? 0 : 1);
+}
+
+}  // namespace
+
+int CompareSemver(std::string_view a, std::string_view b) {
+  a = a.substr(0, a.find('+'));
+  b = b.substr(0, b.find('+'));
+  const std::size_t da = a.find('-');
+  const std::size_t db = b.find('-');
+  const auto core_a = SplitOn(a.substr(0, da), '.');
+  const auto core_b = SplitOn(b.substr(0, db), '.');
+  for (std::size_t i = 0; i < std::min(core_a.size(), core_b.size()); ++i) {
+    if (int c = CompareNumeric(core_a[i], core_b[i]); c != 0) return c;
+  }
+  const bool pre_a = da != std::string_view::npos;
+  const bool pre_b = db != std::string_view::npos;
+  if (!pre_a || !pre_b) return pre_a == pre_b ? 0 : (pre_a ? -1 : 1);
+  const auto ids_a = SplitOn(a.substr(da + 1), '.');
+  const auto ids_b = SplitOn(b.substr(db + 1), '.');
+  for (std::size_t i = 0; i < std::min(ids_a.size(), ids_b.size()); ++i) {
+    const bool na = AllDigits(ids_a[i]);
+    const bool nb = AllDigits(ids_b[i]);
+    int c = 0;
+    if (na && nb) {
+      c = CompareNumeric(ids_a[i], ids_b[i]);
+    } else if (na != nb) {
+      c = na ? -1 : 1;  // numeric identifiers sort before alphanumeric ones
+    } else {
+      c = ids_a[i].compare(ids_b[i]) < 0 ? -1 : (ids_a[i] == ids_b[i] ? 0 : 1);
+    }
+    if (c != 0) return c;
+  }
+  if (ids_a.size() == ids_b.size()) return 0;
+  return ids_a.size() < ids_b.size() ? -1 : 1;
 }
 
 }  // namespace dlsys::core

@@ -26,6 +26,9 @@ inline std::string_view AsChars(std::span<const std::byte> b) {
 
 // True for SemVer 2.0.0 versions such as 1.2.3, 1.0.0-rc.1+build.5.
 bool IsSemver(std::string_view version);
+// SemVer 2.0.0 precedence of two valid versions: <0, 0 or >0 (build metadata ignored; a
+// pre-release sorts before its release; numeric identifiers compare as numbers).
+int CompareSemver(std::string_view a, std::string_view b);
 
 // Formats a byte count for people: "812 B", "1.4 KiB", "1.00 GiB".
 std::string HumanBytes(std::uint64_t bytes);

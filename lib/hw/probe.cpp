@@ -205,6 +205,8 @@ std::optional<RuntimeInfo> ProbeRuntime() {
   std::sort(info.operators.begin(), info.operators.end());
   info.operators.erase(std::unique(info.operators.begin(), info.operators.end()),
                        info.operators.end());
+  runtime::BlasInfo blas = (*rt)->Blas();
+  info.blas = RuntimeBlas{std::move(blas.name), std::move(blas.library), std::move(blas.detail)};
   return info;
 }
 

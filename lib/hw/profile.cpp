@@ -198,8 +198,8 @@ Result<TargetProfile> FromJson(const Json& root, const std::string& display) {
 
   DLSYS_ASSIGN_OR_RETURN(const Json* rt, Section(r, root, "", "runtime"));
   if (rt != nullptr) {
-    DLSYS_TRY(
-        r.OnlyKeys(*rt, "runtime", {"libtorch_version", "max_file_format_version", "operators"}));
+    DLSYS_TRY(r.OnlyKeys(*rt, "runtime",
+                         {"libtorch_version", "max_file_format_version", "operators", "blas"}));
     RuntimeInfo info;
     DLSYS_ASSIGN_OR_RETURN(info.libtorch_version,
                            r.String(*rt, "runtime", "libtorch_version", false));
@@ -207,6 +207,16 @@ Result<TargetProfile> FromJson(const Json& root, const std::string& display) {
                            OptionalInt(r, *rt, "runtime", "max_file_format_version", 0, 1 << 20));
     DLSYS_ASSIGN_OR_RETURN(info.operators, r.Strings(*rt, "runtime", "operators", false));
     SortUnique(info.operators);
+    DLSYS_ASSIGN_OR_RETURN(const Json* blas, Section(r, *rt, "runtime", "blas"));
+    if (blas != nullptr) {
+      DLSYS_TRY(r.OnlyKeys(*blas, "runtime.blas", {"name", "library", "detail"}));
+      RuntimeBlas b;
+      DLSYS_ASSIGN_OR_RETURN(b.name, r.String(*blas, "runtime.blas", "name", false));
+      b.name = Lower(std::move(b.name));
+      DLSYS_ASSIGN_OR_RETURN(b.library, r.String(*blas, "runtime.blas", "library", false));
+      DLSYS_ASSIGN_OR_RETURN(b.detail, r.String(*blas, "runtime.blas", "detail", false));
+      info.blas = std::move(b);
+    }
     p.runtime = std::move(info);
   }
   return p;
@@ -244,6 +254,14 @@ OJson ToOrderedJson(const TargetProfile& p) {
     if (!p.runtime->libtorch_version.empty()) rt["libtorch_version"] = p.runtime->libtorch_version;
     if (p.runtime->max_file_format_version) {
       rt["max_file_format_version"] = *p.runtime->max_file_format_version;
+    }
+    if (p.runtime->blas) {
+      // Before operators: a probed profile lists ~2000 of them, and this reads better first.
+      OJson blas = OJson::object();
+      if (!p.runtime->blas->name.empty()) blas["name"] = p.runtime->blas->name;
+      if (!p.runtime->blas->library.empty()) blas["library"] = p.runtime->blas->library;
+      if (!p.runtime->blas->detail.empty()) blas["detail"] = p.runtime->blas->detail;
+      rt["blas"] = std::move(blas);
     }
     if (!p.runtime->operators.empty()) rt["operators"] = p.runtime->operators;
     j["runtime"] = std::move(rt);

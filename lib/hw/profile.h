@@ -30,10 +30,22 @@ struct Gpu {
   bool operator==(const Gpu&) const = default;
 };
 
+// The BLAS library the runtime's CPU matmuls go through (runtime::Runtime::Blas()). Batched CPU
+// inference is about 10x slower on the netlib reference BLAS than on OpenBLAS.
+struct RuntimeBlas {
+  std::string name;     // "openblas", "blis", "mkl", "reference", "unknown" (lower-cased on read)
+  std::string library;  // path of the shared library providing sgemm_
+  std::string detail;   // version, build configuration and threading, as the library reports them
+
+  bool Reference() const { return name == "reference"; }
+  bool operator==(const RuntimeBlas&) const = default;
+};
+
 struct RuntimeInfo {
   std::string libtorch_version;                         // "1.13.0"
   std::optional<std::int64_t> max_file_format_version;  // newest TorchScript format it reads
   std::vector<std::string> operators;                   // sorted; empty = not listed
+  std::optional<RuntimeBlas> blas;                      // nullopt = not stated
 
   bool operator==(const RuntimeInfo&) const = default;
 };

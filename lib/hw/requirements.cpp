@@ -408,6 +408,36 @@ Check CheckOperators(const manifest::Manifest& m, const TargetProfile& t) {
              std::to_string(ops.size()) + " operators");
 }
 
+// Performance, not compatibility: a model runs on any BLAS, so this row WARNs at worst.
+std::optional<Check> CheckBlas(const manifest::Manifest& m, const Requirements& req,
+                               const TargetProfile& t) {
+  if (NeedsCuda(m, req)) return std::nullopt;  // GPU matmuls do not go through the CPU BLAS
+  const char* subject = "runtime.blas";
+  if (!t.runtime || !t.runtime->blas || t.runtime->blas->name.empty()) {
+    return Row("blas", subject, Status::kWarn,
+               "target does not say which BLAS its runtime uses (run dlsys probe there); CPU "
+               "inference speed not checked");
+  }
+  const RuntimeBlas& blas = *t.runtime->blas;
+  const std::string found = blas.library.empty() ? blas.name : blas.name + " " + blas.library;
+  if (blas.Reference()) {
+    return Row("blas", subject, Status::kWarn,
+               "reference BLAS: batched inference will be ~10x slower; install "
+               "libopenblas0-openmp",
+               "optimized", found);
+  }
+  if (blas.name == "unknown") {
+    std::string where = blas.library.empty() ? "" : " (" + blas.library + ")";
+    return Row("blas", subject, Status::kWarn,
+               "target runtime's BLAS is not identified" + where +
+                   "; CPU inference speed not "
+                   "checked",
+               "optimized", found);
+  }
+  return Row("blas", subject, Status::kPass,
+             blas.name + (blas.detail.empty() ? "" : ": " + blas.detail), "optimized", found);
+}
+
 std::optional<Check> CheckLatency(const Requirements& req) {
   if (!req.latency_budget_ms) return std::nullopt;
   double budget = *req.latency_budget_ms;
@@ -470,6 +500,7 @@ std::vector<Check> CheckTarget(const manifest::Manifest& manifest, const Require
   rows.push_back(CheckFileFormat(manifest, target));
   rows.push_back(CheckRuntimeVersion(manifest, target));
   rows.push_back(CheckOperators(manifest, target));
+  if (auto row = CheckBlas(manifest, req, target)) rows.push_back(std::move(*row));
   if (auto row = CheckLatency(req)) rows.push_back(std::move(*row));
   return rows;
 }

@@ -67,9 +67,10 @@ std::uint64_t WeightBytes(const runtime::ModelSummary& summary);
 std::string RequirementsToJson(const Requirements& r);
 
 // Checks the model (requirements + model summary) against the target. One row per rule:
-// memory, device, gpu_memory, cpu_features, file_format, runtime_version, operators, latency.
-// Rows say the numbers: "needs 1.3 GiB (1.1 GiB weights + 0.2 GiB measured activation), target
-// has 1.0 GiB". Missing target facts give WARN rows.
+// memory, device, gpu_memory, cpu_features, file_format, runtime_version, operators, blas,
+// latency. Rows say the numbers: "needs 1.3 GiB (1.1 GiB weights + 0.2 GiB measured activation),
+// target has 1.0 GiB". Missing target facts give WARN rows. `blas` (CPU models only) is about
+// speed, never FAIL: WARN for the reference BLAS, an unidentified one, or one not stated.
 std::vector<Check> CheckTarget(const manifest::Manifest& manifest, const Requirements& req,
                                const TargetProfile& target);
 

@@ -49,6 +49,21 @@ struct Tensor {
 };
 std::int64_t ElementCount(const std::vector<std::int64_t>& shape);
 
+// A tensor that borrows its bytes (no copy); valid for the duration of the call that takes it.
+struct TensorView {
+  std::string_view name;
+  DType dtype = DType::kFloat32;
+  std::span<const std::int64_t> shape;
+  std::span<const std::byte> data;  // ElementCount(shape) * DTypeSize(dtype) bytes, row-major
+};
+
+// Why a run failed, so a server can map it to a status code.
+enum class RunFailure { kBadInput, kModelFailure };
+struct RunError {
+  RunFailure kind = RunFailure::kModelFailure;
+  std::string message;
+};
+
 struct MethodInfo {
   std::string name;                    // "forward"
   std::string schema;                  // "forward(Tensor x) -> Tensor"
@@ -76,7 +91,7 @@ struct LoadOptions {
   std::string device = "cpu";  // where to place the model
 };
 
-// A loaded model. Run() and Describe() are safe to call from several threads at once.
+// A loaded model. Run(), RunViews() and Summary() are safe to call from several threads at once.
 class Model {
  public:
   virtual ~Model() = default;
@@ -89,9 +104,30 @@ class Model {
   //   - a Dict[str, Tensor] gives one output per key, named by the key, in the dict's own
   //     iteration order (TorchScript dicts keep insertion order), NOT sorted by key.
   // kInvalid for unknown methods, missing/extra inputs, failures inside the model, or outputs
-  // of any other type (non-Tensor elements, dicts with non-str keys, ...).
+  // of any other type (non-Tensor elements, dicts with non-str keys, ...). The inputs are
+  // copied, so the model cannot change the caller's tensors.
   [[nodiscard]] virtual Result<std::vector<Tensor>> Run(
       std::string_view method, const std::vector<Tensor>& inputs) const = 0;
+  // As Run, but the inputs are views: the runtime wraps their bytes without copying
+  // (torch::from_blob; the model may not keep references to them after returning) and runs under
+  // inference mode. kBadInput: unknown method, missing/extra/wrongly sized inputs; kModelFailure:
+  // the model threw or returned an unsupported type. Thread-safe.
+  //
+  // The bytes are wrapped as if writable: a model that writes into an input in place (x.add_(1))
+  // writes into the caller's buffer, so pass buffers the caller may see changed. Data whose
+  // address is not a multiple of DTypeSize(dtype) is copied instead (ATen kernels assume aligned
+  // elements), as is data for a model loaded on a GPU. Outputs are always fresh copies.
+  [[nodiscard]] virtual tl::expected<std::vector<Tensor>, RunError> RunViews(
+      std::string_view method, std::span<const TensorView> inputs) const = 0;
+};
+
+// The BLAS library libtorch's CPU matmuls go through (Runtime::Blas()).
+struct BlasInfo {
+  std::string name;        // "openblas", "blis", "mkl", "reference", or "unknown"
+  std::string library;     // path of the shared library providing dgemm_/sgemm_, if found
+  std::string detail;      // e.g. openblas_get_config() "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
+                           // Haswell MAX_THREADS=64" + threading (openmp/pthread)
+  bool reference = false;  // the slow reference implementation (netlib libblas)
 };
 
 struct ThreadSettings {
@@ -117,6 +153,11 @@ class Runtime {
   // The newest TorchScript file-format version this runtime reads (ModelSummary's
   // file_format_version of a loadable model is at most this).
   virtual std::int64_t MaxFileFormatVersion() const = 0;
+  // The BLAS library libtorch's CPU matmuls go through: the library that provides `sgemm_` as
+  // the runtime module resolves it (on Debian the libblas.so.3 alternative: OpenBLAS, BLIS, or
+  // the netlib reference implementation, about 10x slower for batched inference). Never fails:
+  // name "unknown" when the library cannot be identified. Thread-safe.
+  virtual BlasInfo Blas() const = 0;
 };
 
 // Loads the runtime module on first call and returns the process-wide runtime (thread-safe).
@@ -132,7 +173,8 @@ bool RuntimeLoaded();
 
 // The module's single entry point, version-checked by the loader.
 extern "C" {
-inline constexpr int kDlsysRuntimeAbiVersion = 1;
+// 2: Model::RunViews, Runtime::Blas.
+inline constexpr int kDlsysRuntimeAbiVersion = 2;
 using DlsysRuntimeCreateFn = dlsys::runtime::Runtime* (*)(int abi_version);
 }
-#define DLSYS_RUNTIME_ENTRY_SYMBOL "dlsys_runtime_create_v1"
+#define DLSYS_RUNTIME_ENTRY_SYMBOL "dlsys_runtime_create_v2"

@@ -1,17 +1,19 @@
 // The runtime module (libdlsys_runtime.so): Runtime and Model on top of libtorch.
 //
 // This is the only file in dlsys that includes libtorch. It is built as a MODULE and loaded by
-// loader.cpp with dlopen; its single exported symbol is dlsys_runtime_create_v1. Every libtorch
+// loader.cpp with dlopen; its single exported symbol is dlsys_runtime_create_v2. Every libtorch
 // exception is caught here and converted into an Error; none crosses the module boundary.
 //
 // It includes the narrow libtorch headers it uses, not <torch/script.h>: that one pulls in every
 // ATen operator (ATen/ATen.h) and made this file compile about 1.7 times slower.
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <c10/core/InferenceMode.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <caffe2/serialize/versions.h>
+#include <dlfcn.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/runtime/operator.h>
@@ -21,8 +23,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -147,7 +152,7 @@ std::string ScalarTypeName(at::ScalarType type) {
   return name;
 }
 
-std::string ShapeString(const std::vector<std::int64_t>& shape) {
+std::string ShapeString(std::span<const std::int64_t> shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i > 0) out += ", ";
@@ -240,9 +245,18 @@ ModelSummary Summarize(const torch::jit::Module& module, std::int64_t file_forma
   return summary;
 }
 
-Result<at::Tensor> ToTorch(const Tensor& tensor, const std::string& name,
-                           const c10::Device& device) {
-  std::int64_t elements = ElementCount(tensor.shape);
+// How a run treats its inputs' bytes: Run copies them (the model cannot change the caller's
+// tensors); RunViews wraps them in place.
+enum class Inputs { kCopy, kBorrow };
+
+TensorView ViewOf(const Tensor& tensor) {
+  return TensorView{tensor.name, tensor.dtype, tensor.shape, tensor.data};
+}
+
+Result<at::Tensor> ToTorch(const TensorView& tensor, const std::string& name,
+                           const c10::Device& device, Inputs mode) {
+  std::int64_t elements =
+      ElementCount(std::vector<std::int64_t>(tensor.shape.begin(), tensor.shape.end()));
   if (elements < 0) {
     return Fail(Code::kInvalid, "input '" + name + "' has an invalid shape " +
                                     ShapeString(tensor.shape) + " (dimensions must be >= 0)");
@@ -254,9 +268,19 @@ Result<at::Tensor> ToTorch(const Tensor& tensor, const std::string& name,
                                     " of " + DTypeName(tensor.dtype) + " needs " +
                                     std::to_string(expected));
   }
+  const at::IntArrayRef sizes(tensor.shape.data(), tensor.shape.size());
+  const at::TensorOptions options = at::TensorOptions().dtype(ToScalarType(tensor.dtype));
+  // ATen kernels assume naturally aligned elements, and a GPU model needs its own copy anyway.
+  const bool aligned =
+      reinterpret_cast<std::uintptr_t>(tensor.data.data()) % DTypeSize(tensor.dtype) == 0;
+  if (mode == Inputs::kBorrow && expected > 0 && aligned && device.is_cpu()) {
+    // No deleter: the tensor never owns the caller's bytes. from_blob wants a mutable pointer;
+    // a model that writes into its input in place writes into the caller's buffer (runtime.h).
+    return at::from_blob(const_cast<std::byte*>(tensor.data.data()), sizes, options);
+  }
   // at::empty, not torch::empty: both give a tensor that does not require grad, and
   // torch::empty's header is the one that pulls in every ATen operator.
-  at::Tensor out = at::empty(tensor.shape, at::TensorOptions().dtype(ToScalarType(tensor.dtype)));
+  at::Tensor out = at::empty(sizes, options);
   if (expected > 0) std::memcpy(out.data_ptr(), tensor.data.data(), expected);
   if (device != out.device()) out = out.to(device);
   return out;
@@ -330,6 +354,30 @@ class TorchModel final : public Model {
 
   Result<std::vector<Tensor>> Run(std::string_view method_name,
                                   const std::vector<Tensor>& inputs) const override {
+    std::vector<TensorView> views;
+    views.reserve(inputs.size());
+    for (const Tensor& input : inputs) views.push_back(ViewOf(input));
+    tl::expected<std::vector<Tensor>, RunError> outputs =
+        Execute(method_name, views, Inputs::kCopy);
+    if (!outputs) return Fail(Code::kInvalid, std::move(outputs.error().message));
+    return std::move(*outputs);
+  }
+
+  tl::expected<std::vector<Tensor>, RunError> RunViews(
+      std::string_view method_name, std::span<const TensorView> inputs) const override {
+    return Execute(method_name, inputs, Inputs::kBorrow);
+  }
+
+ private:
+  static tl::unexpected<RunError> Failure(RunFailure kind, std::string message) {
+    return tl::unexpected<RunError>(RunError{kind, std::move(message)});
+  }
+
+  // Run and RunViews: binds the inputs, runs the method under inference mode and copies the
+  // outputs out (so no output aliases an input the caller may free).
+  tl::expected<std::vector<Tensor>, RunError> Execute(std::string_view method_name,
+                                                      std::span<const TensorView> inputs,
+                                                      Inputs mode) const {
     const std::string name(method_name);
     try {
       c10::InferenceMode inference_mode;
@@ -337,21 +385,25 @@ class TorchModel final : public Model {
       if (!method) {
         std::vector<std::string> names;
         for (const MethodInfo& info : summary_.methods) names.push_back(info.name);
-        return Fail(Code::kInvalid, "model has no method '" + name + "'; it has: " + Join(names));
+        return Failure(RunFailure::kBadInput,
+                       "model has no method '" + name + "'; it has: " + Join(names));
       }
-      DLSYS_ASSIGN_OR_RETURN(std::vector<c10::IValue> stack, Bind(*method, inputs));
-      c10::IValue result = (*method)(std::move(stack));
-      return ConvertOutputs(result);
+      Result<std::vector<c10::IValue>> stack = Bind(*method, inputs, mode);
+      if (!stack) return Failure(RunFailure::kBadInput, std::move(stack.error().message));
+      c10::IValue result = (*method)(std::move(*stack));
+      Result<std::vector<Tensor>> outputs = ConvertOutputs(result);
+      if (!outputs) return Failure(RunFailure::kModelFailure, std::move(outputs.error().message));
+      return std::move(*outputs);
     } catch (const std::exception& e) {
-      return Fail(Code::kInvalid, "model failed running '" + name + "': " + Headline(e));
+      return Failure(RunFailure::kModelFailure,
+                     "model failed running '" + name + "': " + Headline(e));
     }
   }
 
- private:
   // Binds inputs to the method's arguments by name; a lone argument takes a lone input whatever
   // its name. Arguments with defaults may be left out.
   Result<std::vector<c10::IValue>> Bind(const torch::jit::Method& method,
-                                        const std::vector<Tensor>& inputs) const {
+                                        std::span<const TensorView> inputs, Inputs mode) const {
     std::vector<c10::Argument> args = UserArguments(method.function().getSchema());
     std::vector<std::string> arg_names;
     for (const c10::Argument& arg : args) arg_names.push_back(arg.name());
@@ -359,23 +411,25 @@ class TorchModel final : public Model {
 
     std::vector<c10::IValue> stack;
     if (args.size() == 1 && inputs.size() == 1) {
-      DLSYS_ASSIGN_OR_RETURN(at::Tensor tensor, ToTorch(inputs[0], inputs[0].name, device_));
+      DLSYS_ASSIGN_OR_RETURN(at::Tensor tensor,
+                             ToTorch(inputs[0], std::string(inputs[0].name), device_, mode));
       stack.emplace_back(std::move(tensor));
       return stack;
     }
-    std::map<std::string, const Tensor*> by_name;
-    for (const Tensor& input : inputs) {
-      if (std::find(arg_names.begin(), arg_names.end(), input.name) == arg_names.end()) {
-        return Fail(Code::kInvalid, "unexpected input '" + input.name + "'; " + takes);
+    std::map<std::string_view, const TensorView*> by_name;
+    for (const TensorView& input : inputs) {
+      const std::string input_name(input.name);
+      if (std::find(arg_names.begin(), arg_names.end(), input_name) == arg_names.end()) {
+        return Fail(Code::kInvalid, "unexpected input '" + input_name + "'; " + takes);
       }
       if (!by_name.emplace(input.name, &input).second) {
-        return Fail(Code::kInvalid, "input '" + input.name + "' is given twice");
+        return Fail(Code::kInvalid, "input '" + input_name + "' is given twice");
       }
     }
     for (const c10::Argument& arg : args) {
       auto it = by_name.find(arg.name());
       if (it != by_name.end()) {
-        DLSYS_ASSIGN_OR_RETURN(at::Tensor tensor, ToTorch(*it->second, arg.name(), device_));
+        DLSYS_ASSIGN_OR_RETURN(at::Tensor tensor, ToTorch(*it->second, arg.name(), device_, mode));
         stack.emplace_back(std::move(tensor));
       } else if (arg.default_value()) {
         stack.push_back(*arg.default_value());
@@ -390,6 +444,74 @@ class TorchModel final : public Model {
   c10::Device device_;
   ModelSummary summary_;
 };
+
+// Finds the BLAS behind libtorch's CPU matmuls: the library that provides sgemm_ as this module
+// resolves it. On Debian that is the libblas.so.3 alternative (OpenBLAS, BLIS or the netlib
+// reference), whatever else is loaded: liblapack.so.3 may pull in libopenblas.so.0 even when
+// libblas.so.3 is the reference one, so vendor queries are asked of the sgemm_ library and its
+// own dependencies (Debian's OpenBLAS libblas.so.3 is a thin front for libopenblas.so.0), never
+// of the whole process.
+BlasInfo DetectBlas() {
+  BlasInfo info;
+  info.name = "unknown";
+  void* gemm = dlsym(RTLD_DEFAULT, "sgemm_");
+  if (gemm == nullptr) gemm = dlsym(RTLD_DEFAULT, "dgemm_");
+  Dl_info where{};
+  if (gemm == nullptr || dladdr(gemm, &where) == 0 || where.dli_fname == nullptr) {
+    info.detail = "no shared library provides sgemm_ to libtorch (a static or built-in BLAS)";
+    return info;
+  }
+  info.library = where.dli_fname;
+  if (char* resolved = realpath(where.dli_fname, nullptr)) {  // through the alternatives links
+    info.library = resolved;
+    std::free(resolved);
+  }
+
+  struct DlCloser {
+    void operator()(void* handle) const { dlclose(handle); }
+  };
+  // Already loaded (it provided sgemm_): RTLD_NOLOAD only takes another reference to it.
+  std::unique_ptr<void, DlCloser> lib(dlopen(where.dli_fname, RTLD_LAZY | RTLD_NOLOAD));
+  auto symbol = [&](const char* name) { return lib ? dlsym(lib.get(), name) : nullptr; };
+
+  if (void* get_config = symbol("openblas_get_config")) {
+    info.name = "openblas";
+    info.detail = Trim(reinterpret_cast<char* (*)()>(get_config)());
+    if (void* get_parallel = symbol("openblas_get_parallel")) {
+      // 0 sequential, 1 pthreads, 2 OpenMP (openblas_config.h).
+      static constexpr const char* kThreading[] = {"sequential", "pthread", "openmp"};
+      int parallel = reinterpret_cast<int (*)()>(get_parallel)();
+      info.detail += std::string(", threading ") +
+                     (parallel >= 0 && parallel <= 2 ? kThreading[parallel] : "unknown");
+    }
+    return info;
+  }
+  if (void* version = symbol("bli_info_get_version_str")) {
+    info.name = "blis";
+    info.detail = std::string("BLIS ") + reinterpret_cast<const char* (*)()>(version)();
+    return info;
+  }
+  if (void* version = symbol("mkl_get_version_string")) {
+    info.name = "mkl";
+    char buf[256] = {};
+    reinterpret_cast<void (*)(char*, int)>(version)(buf, sizeof(buf) - 1);
+    info.detail = Trim(buf);
+    return info;
+  }
+  // Debian and Ubuntu install the netlib reference as the alternative in .../blas/; other
+  // distributions (Fedora's blas package) install it as a plain libblas.so.3 in the lib dir.
+  const std::filesystem::path path(info.library);
+  const std::string dir = path.parent_path().filename().string();
+  const std::string file = path.filename().string();
+  if (dir == "blas" || (file.starts_with("libblas.so") && (dir == "lib" || dir == "lib64"))) {
+    info.name = "reference";
+    info.reference = true;
+    info.detail = "netlib reference BLAS (unoptimised, single-threaded)";
+    return info;
+  }
+  info.detail = "no OpenBLAS, BLIS or MKL version query in " + file;
+  return info;
+}
 
 // Every interned symbol, as "ns::name". A table of literals, filtered at run time, because
 // expanding FORALL_NS_SYMBOLS (thousands of entries) into one statement per symbol made this
@@ -451,6 +573,11 @@ class TorchRuntime final : public Runtime {
     }
   }
 
+  BlasInfo Blas() const override {
+    static const BlasInfo blas = DetectBlas();  // the process's libraries never change
+    return blas;
+  }
+
   std::int64_t MaxFileFormatVersion() const override {
     return static_cast<std::int64_t>(caffe2::serialize::kMaxSupportedFileFormatVersion);
   }
@@ -486,7 +613,7 @@ class TorchRuntime final : public Runtime {
 }  // namespace
 }  // namespace dlsys::runtime
 
-extern "C" __attribute__((visibility("default"))) dlsys::runtime::Runtime* dlsys_runtime_create_v1(
+extern "C" __attribute__((visibility("default"))) dlsys::runtime::Runtime* dlsys_runtime_create_v2(
     int abi_version) {
   if (abi_version != kDlsysRuntimeAbiVersion) return nullptr;
   static dlsys::runtime::TorchRuntime runtime;

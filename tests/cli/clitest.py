@@ -219,3 +219,126 @@ def signal_at_hook(test, args, point, sig, env=None, timeout=300):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+class Serve:
+    """A running `dlsys serve ARGS --port 0`: waits for its ready line on stdout (no sleeps),
+    talks HTTP/1.1 keep-alive to it, and stops it by its own PID. stderr goes to a file so a
+    chatty log can never block the server."""
+
+    def __init__(self, *args, env=None, timeout=120, stderr_path=None):
+        import http.client  # noqa: F401  (used by request)
+        import select
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.stderr_path = stderr_path or tempfile.mktemp(prefix="dlsys-serve-", suffix=".err")
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([DLSYS, "serve", *map(str, args), "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=self._stderr, env=full_env)
+        self.port = None
+        self.ready_line = ""
+        got = b""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in got:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise RuntimeError("dlsys serve was not ready within %ds: %s" % (timeout, self.stderr()))
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    code = self.proc.wait(timeout=60)
+                    raise RuntimeError("dlsys serve exited with %d before it was ready: %s" %
+                                       (code, self.stderr()))
+                got += chunk
+        self.ready_line = got.split(b"\n")[0].decode()
+        import re
+        m = re.match(r"dlsys serve: ready on (https?)://127\.0\.0\.1:(\d+) \(\d+ models?\)$",
+                     self.ready_line)
+        if not m:
+            self.kill()
+            raise RuntimeError("unexpected ready line: %r" % self.ready_line)
+        self.scheme, self.port = m.group(1), int(m.group(2))
+        self._conn = None
+
+    def connection(self, timeout=120):
+        import http.client
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=120):
+        """One request on this object's keep-alive connection: (status, headers dict, body)."""
+        import http.client
+        for attempt in range(2):
+            if self._conn is None:
+                self._conn = self.connection(timeout)
+            try:
+                self._conn.request(method, path, body=body, headers=headers or {})
+                r = self._conn.getresponse()
+                data = r.read()
+                hdrs = {k.lower(): v for k, v in r.getheaders()}
+                if hdrs.get("connection", "").lower() == "close":
+                    self._conn.close()
+                    self._conn = None
+                return r.status, hdrs, data
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._conn.close()
+                self._conn = None
+                if attempt == 1:
+                    raise
+
+    def infer(self, model, inputs, version=None, outputs=None, id=None, parameters=None, headers=None):
+        """POSTs a JSON inference request; returns (status, decoded JSON body)."""
+        body = {"inputs": inputs}
+        if outputs is not None:
+            body["outputs"] = outputs
+        if id is not None:
+            body["id"] = id
+        if parameters is not None:
+            body["parameters"] = parameters
+        path = "/v2/models/%s%s/infer" % (model, "/versions/" + version if version else "")
+        status, _, data = self.request("POST", path, json.dumps(body), headers)
+        return status, json.loads(data) if data else None
+
+    def metric(self, name, **labels):
+        """The value of one series of /metrics (None if absent)."""
+        status, _, data = self.request("GET", "/metrics")
+        for line in data.decode().splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            series, value = line.rsplit(" ", 1)
+            if series.split("{")[0] != name:
+                continue
+            if all('%s="%s"' % (k, v) in series for k, v in labels.items()):
+                return float(value)
+        return None
+
+    def stderr(self):
+        if not self._stderr.closed:
+            self._stderr.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=None, timeout=60):
+        """Sends SIGTERM (or sig) and waits; returns the exit code (kills on timeout)."""
+        import signal
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
+        self.proc.stdout.close()
+        self._stderr.close()
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)

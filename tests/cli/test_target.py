@@ -106,6 +106,47 @@ class Target(TempDirTest):
         r = run("probe")  # YAML by default
         self.assertEqual(r.returncode, EXIT_OK)
         self.assertEqual(yaml.safe_load(r.stdout)["arch"], self.local["arch"])
+        self.assertEqual(yaml.safe_load(r.stdout)["runtime"]["blas"], self.local["runtime"]["blas"])
+
+    def test_probe_names_the_blas_libtorch_uses(self):
+        # scripts/install-deps.sh installs libopenblas0-openmp, which takes over libblas.so.3.
+        blas = self.local["runtime"]["blas"]
+        self.assertEqual(blas["name"], "openblas", blas)
+        self.assertTrue(os.path.isabs(blas["library"]), blas)
+        self.assertTrue(os.path.exists(blas["library"]), blas)
+        self.assertTrue(blas["detail"].startswith("OpenBLAS "), blas)
+        # And verify --target against this machine says so, as a PASS row.
+        r = run("probe", "-o", self.path("here.json"))
+        self.assertEqual(r.returncode, EXIT_OK, r.stderr)
+        r, rows = self.verify(self.small, self.path("here.json"))
+        self.assertEqual(r.returncode, EXIT_OK, r.stdout)
+        self.assertEqual(rows["blas"]["status"], "PASS", rows["blas"])
+        self.assertTrue(rows["blas"]["message"].startswith("openblas: OpenBLAS "), rows["blas"])
+
+    def test_reference_blas_warns_but_passes(self):
+        reference = SERVER.replace(
+            "operators: OPS}",
+            "operators: OPS, blas: {name: reference, "
+            "library: /usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0}}")
+        r, rows = self.verify(self.small, self.profile(reference))
+        self.assertEqual(r.returncode, EXIT_OK, r.stdout)  # WARN, not FAIL
+        self.assertEqual(rows["blas"]["status"], "WARN")
+        self.assertEqual(rows["blas"]["message"],
+                         "reference BLAS: batched inference will be ~10x slower; install "
+                         "libopenblas0-openmp")
+        self.assertEqual(rows["blas"]["subject"], "runtime.blas")
+        for rule in ["memory", "device", "cpu_features", "file_format", "runtime_version",
+                     "operators"]:
+            self.assertEqual(rows[rule]["status"], "PASS", rows[rule])
+        # The text report shows the row too.
+        r = run("verify", self.small, "--allow-unsigned", "--target", self.profile(reference))
+        self.assertEqual(r.returncode, EXIT_OK, r.stderr)
+        self.assertIn("reference BLAS: batched inference will be ~10x slower", r.stdout)
+        # Old profiles without the field stay valid: the row WARNs that it was not stated.
+        r, rows = self.verify(self.small, self.profile(SERVER))
+        self.assertEqual(r.returncode, EXIT_OK, r.stdout)
+        self.assertEqual(rows["blas"]["status"], "WARN")
+        self.assertIn("does not say which BLAS", rows["blas"]["message"])
 
     def test_probe_writes_a_profile_that_verify_reads_back(self):
         r = run("probe", "-o", self.path("here.yaml"))
@@ -186,6 +227,7 @@ class Target(TempDirTest):
                  ("cpu: {cores: -1}\n", "cores"),
                  ("gpus: [{name: x, compute_capability: eight}]\n", "compute_capability"),
                  ("colour: blue\n", "colour"),
+                 ("runtime: {blas: {name: openblas, speed: fast}}\n", "runtime.blas.speed"),
                  ("memory: [unclosed\n", "YAML")]
         for text, phrase in cases:
             r = run("verify", self.small, "--allow-unsigned", "--target", self.profile(text))

@@ -112,3 +112,18 @@ TEST(HumanBytesTest, FormatsUnits) {
 
 }  // namespace
 }  // namespace dlsys::core
+
+TEST(CompareSemver, FollowsSemverPrecedence) {
+  // The example chain of semver.org section 11, in ascending order.
+  const char* chain[] = {"1.0.0-alpha",      "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
+                         "1.0.0-beta.2",     "1.0.0-beta.11", "1.0.0-rc.1",       "1.0.0",
+                         "1.0.1",            "1.1.0",         "2.0.0",            "10.0.0"};
+  for (std::size_t i = 0; i < std::size(chain); ++i) {
+    for (std::size_t j = 0; j < std::size(chain); ++j) {
+      const int c = dlsys::core::CompareSemver(chain[i], chain[j]);
+      EXPECT_EQ(c < 0, i < j) << chain[i] << " vs " << chain[j];
+      EXPECT_EQ(c == 0, i == j) << chain[i] << " vs " << chain[j];
+    }
+  }
+  EXPECT_EQ(dlsys::core::CompareSemver("1.2.3+build.1", "1.2.3+build.2"), 0);
+}

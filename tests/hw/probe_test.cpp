@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "hw/internal/proc.h"
 
@@ -46,6 +47,23 @@ TEST(ProbeTest, ProfileOfThisMachineRoundTrips) {
   ASSERT_TRUE(p.has_value());
   auto back = ParseProfile(ProfileToYaml(*p));
   ASSERT_TRUE(back.has_value()) << back.error().message << "\n" << ProfileToYaml(*p);
+  EXPECT_EQ(*back, *p);
+}
+
+// With the runtime: the profile says which BLAS libtorch uses (scripts/install-deps.sh installs
+// OpenBLAS), and still round-trips. Skipped where the runtime module is not built.
+TEST(ProbeTest, ProfileWithRuntimeNamesItsBlas) {
+  if (std::getenv("DLSYS_RUNTIME_MODULE") == nullptr) {
+    GTEST_SKIP() << "set DLSYS_RUNTIME_MODULE to a built libdlsys_runtime.so";
+  }
+  auto p = ProbeLocal({.include_runtime = true});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  ASSERT_TRUE(p->runtime.has_value());
+  ASSERT_TRUE(p->runtime->blas.has_value());
+  EXPECT_EQ(p->runtime->blas->name, "openblas") << p->runtime->blas->library;
+  EXPECT_FALSE(p->runtime->blas->library.empty());
+  auto back = ParseProfile(ProfileToYaml(*p));
+  ASSERT_TRUE(back.has_value()) << back.error().message;
   EXPECT_EQ(*back, *p);
 }
 

@@ -81,6 +81,35 @@ TEST(ProfileTest, ParsesTheDocumentedShape) {
   EXPECT_EQ(p->runtime->libtorch_version, "1.13.0");
   EXPECT_EQ(p->runtime->max_file_format_version, 10);
   EXPECT_EQ(p->runtime->operators, (std::vector<std::string>{"aten::add", "aten::mul"}));
+  EXPECT_FALSE(p->runtime->blas.has_value());  // profiles from before the field stay valid
+}
+
+TEST(ProfileTest, ParsesTheRuntimeBlas) {
+  auto p = ParseProfile(R"(
+runtime:
+  libtorch_version: "1.13.0"
+  blas:
+    name: OpenBLAS
+    library: /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
+    detail: "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, threading openmp"
+)");
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  ASSERT_TRUE(p->runtime.has_value());
+  ASSERT_TRUE(p->runtime->blas.has_value());
+  EXPECT_EQ(p->runtime->blas->name, "openblas");  // lower-cased
+  EXPECT_EQ(p->runtime->blas->library, "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3");
+  EXPECT_EQ(p->runtime->blas->detail,
+            "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, threading openmp");
+  EXPECT_FALSE(p->runtime->blas->Reference());
+
+  auto reference = ParseProfile("runtime: {blas: {name: reference}}\n");
+  ASSERT_TRUE(reference.has_value()) << reference.error().message;
+  EXPECT_TRUE(reference->runtime->blas->Reference());
+  EXPECT_TRUE(reference->runtime->blas->library.empty());
+
+  auto empty = ParseProfile("runtime: {blas: {}}\n");  // stated, but says nothing
+  ASSERT_TRUE(empty.has_value()) << empty.error().message;
+  EXPECT_EQ(empty->runtime->blas, RuntimeBlas{});
 }
 
 TEST(ProfileTest, MissingSectionsStayUnknown) {
@@ -221,6 +250,9 @@ TEST(ProfileTest, MalformedProfilesNameTheField) {
       {"gpus: [a100]\n", "field 'gpus[0]'"},
       {"runtime: {max_file_format_version: ten}\n", "field 'runtime.max_file_format_version'"},
       {"runtime: {operators: aten::add}\n", "field 'runtime.operators'"},
+      {"runtime: {blas: openblas}\n", "field 'runtime.blas'"},
+      {"runtime: {blas: {name: [openblas]}}\n", "field 'runtime.blas.name'"},
+      {"runtime: {blas: {name: openblas, threads: 4}}\n", "'runtime.blas.threads' is not a known"},
       {"name: [unclosed\n", "not valid YAML"},
       {"name: a\nname: b\n", "appears twice"},
       {"just a sentence\n", "expected a map of profile fields"},
@@ -261,7 +293,11 @@ TargetProfile FullProfile() {
   std::vector<std::string> ops;
   for (int i = 0; i < 40; ++i) ops.push_back("aten::op" + std::to_string(100 + i));
   ops.push_back("prim::Constant");
-  p.runtime = RuntimeInfo{"1.13.1", 10, ops};
+  p.runtime = RuntimeInfo{
+      "1.13.1", 10, ops,
+      RuntimeBlas{
+          "openblas", "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3",
+          "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, threading openmp"}};
   return p;
 }
 
@@ -275,6 +311,7 @@ TEST(ProfileTest, YamlRoundTripIsIdentical) {
   tricky.cpu_features = std::vector<std::string>{};
   tricky.gpus = std::vector<Gpu>{};
   tricky.runtime = RuntimeInfo{};
+  tricky.runtime->blas = RuntimeBlas{"reference", "", "1.5"};  // detail would read as a number
   tricky.memory_total_bytes = 0;
   profiles.push_back(tricky);
   auto edge = ParseProfile(kEdge);

@@ -225,6 +225,8 @@ runtime:
   max_file_format_version: 10
   operators: [aten::add, aten::linear, aten::relu, aten::softmax, prim::CallMethod,
               prim::Constant, prim::GetAttr, prim::ListConstruct]
+  blas: {name: openblas, library: /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3,
+         detail: "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, threading openmp"}
 )";
 
 constexpr const char* kGpuYaml = R"(
@@ -263,8 +265,9 @@ std::vector<std::string> Names(const std::vector<Check>& rows) {
 
 TEST(CheckTargetTest, SmallCpuModelPassesOnTheServer) {
   auto rows = CheckTarget(Model(10 * kMiB), Requirements{}, Load(kServerYaml));
-  EXPECT_EQ(Names(rows), (std::vector<std::string>{"memory", "device", "cpu_features",
-                                                   "file_format", "runtime_version", "operators"}));
+  EXPECT_EQ(Names(rows),
+            (std::vector<std::string>{"memory", "device", "cpu_features", "file_format",
+                                      "runtime_version", "operators", "blas"}));
   for (const auto& c : rows) EXPECT_EQ(c.status, Status::kPass) << c.check << ": " << c.message;
   EXPECT_EQ(Row(rows, "device").message, "model runs on cpu");
   EXPECT_EQ(Row(rows, "cpu_features").message, "no CPU features required");
@@ -275,6 +278,49 @@ TEST(CheckTargetTest, SmallCpuModelPassesOnTheServer) {
   EXPECT_EQ(Row(rows, "memory").subject, "memory.available");
   EXPECT_EQ(Row(rows, "memory").expected, std::to_string(10 * kMiB));
   EXPECT_EQ(Row(rows, "memory").found, std::to_string(60 * kGiB));
+  EXPECT_EQ(Row(rows, "blas").message,
+            "openblas: OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, threading "
+            "openmp");
+  EXPECT_EQ(Row(rows, "blas").subject, "runtime.blas");
+}
+
+// The BLAS decides speed, not whether the model runs: the row WARNs at worst, never FAILs.
+TEST(CheckTargetTest, ReferenceBlasWarns) {
+  TargetProfile p = Load(kServerYaml);
+  p.runtime->blas = RuntimeBlas{"reference", "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0",
+                                "netlib reference BLAS"};
+  auto rows = CheckTarget(Model(kMiB), Requirements{}, p);
+  const Check& blas = Row(rows, "blas");
+  EXPECT_EQ(blas.status, Status::kWarn);
+  EXPECT_EQ(blas.message,
+            "reference BLAS: batched inference will be ~10x slower; install libopenblas0-openmp");
+  EXPECT_EQ(blas.found, "reference /usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0");
+  for (const auto& c : rows) {
+    if (c.check != "blas") {
+      EXPECT_EQ(c.status, Status::kPass) << c.check << ": " << c.message;
+    }
+  }
+
+  p.runtime->blas = RuntimeBlas{"unknown", "/opt/vendor/libblas.so", ""};
+  rows = CheckTarget(Model(kMiB), Requirements{}, p);
+  EXPECT_EQ(Row(rows, "blas").status, Status::kWarn);
+  EXPECT_EQ(Row(rows, "blas").message,
+            "target runtime's BLAS is not identified (/opt/vendor/libblas.so); CPU inference "
+            "speed not checked");
+
+  // Not stated (profiles from before the field, hand-written ones): WARN, never a silent PASS.
+  p.runtime->blas.reset();
+  rows = CheckTarget(Model(kMiB), Requirements{}, p);
+  EXPECT_EQ(Row(rows, "blas").status, Status::kWarn);
+  EXPECT_NE(Row(rows, "blas").message.find("does not say which BLAS"), std::string::npos);
+  rows = CheckTarget(Model(kMiB), Requirements{}, Load(kEdgeYaml));  // no runtime at all
+  EXPECT_EQ(Row(rows, "blas").status, Status::kWarn);
+
+  // GPU models do not use the CPU BLAS: no row.
+  p.runtime->blas = RuntimeBlas{"reference", "", ""};
+  rows = CheckTarget(Model(kMiB, {}, "cuda:0"), Requirements{}, Load(kGpuYaml));
+  auto names = Names(rows);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "blas"), 0);
 }
 
 TEST(CheckTargetTest, ModelTooBigForTheEdgeDeviceFailsWithTheNumbers) {

@@ -13,11 +13,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -29,14 +31,23 @@ namespace dlsys::runtime {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
-// Runs argv[0] with argv, adding `env` to this process's environment; returns the exit status.
+// Runs argv[0] with argv, adding `env` to this process's environment (replacing variables of the
+// same name); returns the exit status.
 int Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   std::vector<std::string> env_strings = env;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  auto overridden = [&](std::string_view entry) {
+    return std::any_of(env.begin(), env.end(), [&](const std::string& e) {
+      return entry.substr(0, entry.find('=') + 1) == e.substr(0, e.find('=') + 1);
+    });
+  };
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e)) env_strings.emplace_back(*e);
+  }
   std::vector<char*> envp;
   for (const std::string& e : env_strings) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
@@ -433,7 +444,9 @@ INSTANTIATE_TEST_SUITE_P(
                       std::vector<std::string>{"big", "--weight-bytes", "4096"},
                       std::vector<std::string>{"two_inputs"}, std::vector<std::string>{"dict_out"},
                       std::vector<std::string>{"dict_unsorted"},
-                      std::vector<std::string>{"failing"}),
+                      std::vector<std::string>{"failing"}, std::vector<std::string>{"mlp16"},
+                      std::vector<std::string>{"mlp_wide1m"}, std::vector<std::string>{"multi_io"},
+                      std::vector<std::string>{"int_bool"}),
     [](const ::testing::TestParamInfo<std::vector<std::string>>& info) {
       return info.param.front();
     });
@@ -615,6 +628,309 @@ TEST(RuntimeTest, InterOpThreadsCanBeSetOnce) {
   EXPECT_EQ(
       Spawn({SelfExe(), "--gtest_filter=LoaderChild.InterOpThreadsOnce"}, {"DLSYS_LOADER_CHILD=1"}),
       0);
+}
+
+// --- RunViews -----------------------------------------------------------------------------------
+
+TensorView View(const Tensor& tensor) {
+  return TensorView{tensor.name, tensor.dtype, tensor.shape, tensor.data};
+}
+
+// RunViews over a vector of owned tensors.
+tl::expected<std::vector<Tensor>, RunError> RunViews(const Model& model,
+                                                     const std::vector<Tensor>& inputs,
+                                                     std::string_view method = "forward") {
+  std::vector<TensorView> views;
+  for (const Tensor& input : inputs) views.push_back(View(input));
+  return model.RunViews(method, views);
+}
+
+void ExpectSameOutputs(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].dtype, b[i].dtype);
+    EXPECT_EQ(a[i].shape, b[i].shape);
+    EXPECT_EQ(a[i].data, b[i].data) << a[i].name;
+  }
+}
+
+TEST(RunViewsTest, MatchesRunBitForBit) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  const Tensor input = F32("x", {3, 4}, kMlpInput);
+  Result<std::vector<Tensor>> run = model->Run("forward", {input});
+  ASSERT_TRUE(run) << run.error().message;
+  auto views = RunViews(*model, {input});
+  ASSERT_TRUE(views) << views.error().message;
+  ExpectSameOutputs(*views, *run);
+  EXPECT_EQ(Values<float>((*views)[0]), MlpByHand(kMlpInput, 3));
+  EXPECT_EQ((*views)[0].name, "output0");
+  EXPECT_EQ((*views)[0].shape, (std::vector<std::int64_t>{3, 2}));
+}
+
+TEST(RunViewsTest, BindsByNameAndKeepsDictOrder) {
+  std::unique_ptr<Model> model = LoadKind("two_inputs");
+  ASSERT_NE(model, nullptr);
+  const std::vector<Tensor> inputs = {MakeTensor<std::int64_t>("b", DType::kInt64, {3}, {4, 5, 6}),
+                                      MakeTensor<std::int64_t>("a", DType::kInt64, {3}, {1, 2, 3})};
+  auto views = RunViews(*model, inputs);
+  ASSERT_TRUE(views) << views.error().message;
+  Result<std::vector<Tensor>> run = model->Run("forward", inputs);
+  ASSERT_TRUE(run);
+  ExpectSameOutputs(*views, *run);
+  EXPECT_EQ(Values<std::int64_t>((*views)[1]), (std::vector<std::int64_t>{4, 10, 18}));
+
+  std::unique_ptr<Model> dict = LoadKind("dict_unsorted");
+  ASSERT_NE(dict, nullptr);
+  auto out = RunViews(*dict, {F32("x", {3}, {1, -2, 0.5})});
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_EQ((*out)[0].name, "zeta");
+  EXPECT_EQ((*out)[1].name, "alpha");
+}
+
+// The caller's buffers are not touched, and outputs are copies that outlive them.
+TEST(RunViewsTest, OutputsAreCopiesAndInputsUnchanged) {
+  std::unique_ptr<Model> model = LoadKind("big", {"--weight-bytes", "4096"});
+  ASSERT_NE(model, nullptr);
+  Tensor input = F32("x", {4}, {1, 2, 3, 4});
+  const std::vector<std::byte> before = input.data;
+  const TensorView view = View(input);  // over input's own bytes
+  auto out = model->RunViews("forward", std::span<const TensorView>(&view, 1));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(input.data, before);
+  std::fill(input.data.begin(), input.data.end(), std::byte{0});
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{1, 2, 3, 4}));
+}
+
+// RunViews wraps the caller's bytes (a model writing into its input writes into them); Run copies.
+TEST(RunViewsTest, BorrowsInputsWhereRunCopiesThem) {
+  std::unique_ptr<Model> model = LoadKind("inplace");
+  ASSERT_NE(model, nullptr);
+  Tensor input = F32("x", {3}, {1, 2, 3});  // not const: RunViews writes through
+  Result<std::vector<Tensor>> run = model->Run("forward", {input});
+  ASSERT_TRUE(run) << run.error().message;
+  EXPECT_EQ(Values<float>((*run)[0]), (std::vector<float>{4, 6, 8}));
+  EXPECT_EQ(Values<float>(input), (std::vector<float>{1, 2, 3}));  // copied: untouched
+
+  const TensorView view = View(input);  // over input's own bytes
+  auto views = model->RunViews("forward", std::span<const TensorView>(&view, 1));
+  ASSERT_TRUE(views) << views.error().message;
+  EXPECT_EQ(Values<float>((*views)[0]), (std::vector<float>{4, 6, 8}));
+  EXPECT_EQ(Values<float>(input), (std::vector<float>{2, 3, 4}));  // borrowed: written through
+}
+
+// Bytes at an address that is not a multiple of the element size are copied, not wrapped.
+TEST(RunViewsTest, MisalignedDataIsStillCorrect) {
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  const Tensor input = F32("x", {3, 4}, kMlpInput);
+  std::vector<std::byte> buffer(input.data.size() + 1);
+  std::memcpy(buffer.data() + 1, input.data.data(), input.data.size());
+  const std::vector<std::int64_t> shape = {3, 4};
+  const TensorView view{"x", DType::kFloat32, shape, std::span<const std::byte>(buffer).subspan(1)};
+  auto out = model->RunViews("forward", std::span<const TensorView>(&view, 1));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(Values<float>((*out)[0]), MlpByHand(kMlpInput, 3));
+}
+
+TEST(RunViewsTest, BadInputsAreKBadInput) {
+  std::unique_ptr<Model> model = LoadKind("two_inputs");
+  ASSERT_NE(model, nullptr);
+  const Tensor a = F32("a", {2}, {1, 2});
+  const Tensor b = F32("b", {2}, {3, 4});
+  Tensor short_b = b;
+  short_b.data.resize(4);
+  struct Case {
+    std::vector<Tensor> inputs;
+    std::string method;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{a, b}, "predict", "model has no method 'predict'; it has: forward"},
+      {{a}, "forward", "missing input 'b'"},
+      {{a, b, F32("c", {2}, {5, 6})}, "forward", "unexpected input 'c'"},
+      {{a, a, b}, "forward", "'a' is given twice"},
+      {{a, short_b}, "forward", "input 'b' has 4 bytes of data, but shape [2] of float32 needs 8"},
+      {{a, F32("b", {-1}, {})}, "forward", "invalid shape [-1]"},
+  };
+  for (const Case& c : cases) {
+    auto out = RunViews(*model, c.inputs, c.method);
+    ASSERT_FALSE(out) << c.message;
+    EXPECT_EQ(out.error().kind, RunFailure::kBadInput) << out.error().message;
+    EXPECT_THAT(out.error().message, HasSubstr(c.message));
+    // Run reports the same message, as kInvalid.
+    Result<std::vector<Tensor>> run = model->Run(c.method, c.inputs);
+    ASSERT_FALSE(run);
+    EXPECT_EQ(run.error().code, Code::kInvalid);
+    EXPECT_EQ(run.error().message, out.error().message);
+  }
+}
+
+TEST(RunViewsTest, FailuresInsideTheModelAreKModelFailure) {
+  std::unique_ptr<Model> failing = LoadKind("failing");
+  ASSERT_NE(failing, nullptr);
+  auto out = RunViews(*failing, {F32("x", {1}, {1})});
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().kind, RunFailure::kModelFailure);
+  EXPECT_THAT(out.error().message, StartsWith("model failed running 'forward': "));
+  EXPECT_THAT(out.error().message, HasSubstr("boom"));
+  EXPECT_EQ(out.error().message.find('\n'), std::string::npos) << out.error().message;
+
+  // A shape the model's matmul rejects is the model's failure: the runtime cannot know shapes.
+  std::unique_ptr<Model> mlp = LoadKind("mlp");
+  ASSERT_NE(mlp, nullptr);
+  auto shape = RunViews(*mlp, {F32("x", {1, 3}, {1, 2, 3})});
+  ASSERT_FALSE(shape);
+  EXPECT_EQ(shape.error().kind, RunFailure::kModelFailure);
+}
+
+TEST(RunViewsTest, ConcurrentRunViewsAgree) {
+  std::unique_ptr<Model> model = LoadKind("mlp16");
+  ASSERT_NE(model, nullptr);
+  std::vector<float> x(8 * 16);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3;
+  const Tensor input = F32("x", {8, 16}, x);
+  Result<std::vector<Tensor>> reference = model->Run("forward", {input});
+  ASSERT_TRUE(reference) << reference.error().message;
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        auto out = RunViews(*model, {input});
+        if (!out || (*out)[0].data != (*reference)[0].data) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+}
+
+// --- serving fixtures ---------------------------------------------------------------------------
+
+TEST(ServingFixturesTest, Mlp16) {
+  std::unique_ptr<Model> model = LoadKind("mlp16");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->Summary().methods[0].arg_names, std::vector<std::string>{"x"});
+  EXPECT_EQ(model->Summary().parameters.elements, 16 * 64 + 64 + 64 * 4 + 4);
+  auto out = RunViews(*model, {F32("x", {2, 16}, std::vector<float>(32, 0.5f))});
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].name, "output0");
+  EXPECT_EQ((*out)[0].dtype, DType::kFloat32);
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{2, 4}));
+  std::vector<float> y = Values<float>((*out)[0]);
+  EXPECT_TRUE(std::equal(y.begin(), y.begin() + 4, y.begin() + 4));  // same row, same output
+  // Deterministic weights: a second build of the fixture is byte-identical in its outputs.
+  std::unique_ptr<Model> again = LoadKind("mlp16", {"--verbose"});
+  ASSERT_NE(again, nullptr);
+  auto out2 = RunViews(*again, {F32("x", {2, 16}, std::vector<float>(32, 0.5f))});
+  ASSERT_TRUE(out2);
+  EXPECT_EQ((*out2)[0].data, (*out)[0].data);
+}
+
+TEST(ServingFixturesTest, MlpHeavy) {
+  std::unique_ptr<Model> model = LoadKind("mlp_heavy");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->Summary().parameters.elements,
+            1024 * 2048 + 2048 + 2048 * 2048 + 2048 + 2048 * 1024 + 1024);  // 8,393,728
+  auto out = RunViews(*model, {F32("x", {2, 1024}, std::vector<float>(2048, 0.25f))});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{2, 1024}));
+  for (float v : Values<float>((*out)[0])) ASSERT_TRUE(std::isfinite(v));
+}
+
+TEST(ServingFixturesTest, MlpWide1m) {
+  std::unique_ptr<Model> model = LoadKind("mlp_wide1m");
+  ASSERT_NE(model, nullptr);
+  std::vector<float> x(2 * 262144, 1.0f);
+  std::fill(x.begin() + 262144, x.end(), 0.5f);
+  const Tensor input = F32("x", {2, 262144}, x);
+  EXPECT_EQ(input.data.size(), 2u << 20);  // 1 MiB per row
+  auto out = RunViews(*model, {input});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{2, 1}));
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{131072, 65536}));  // sum * 0.5
+}
+
+TEST(ServingFixturesTest, MultiIo) {
+  std::unique_ptr<Model> model = LoadKind("multi_io");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->Summary().methods[0].arg_names, (std::vector<std::string>{"a", "b"}));
+  auto out = RunViews(*model, {F32("b", {1, 3}, {4, 5, 6}), F32("a", {1, 3}, {1, 2, 3})});
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_EQ((*out)[0].name, "sum");
+  EXPECT_EQ((*out)[1].name, "prod");
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{1, 3}));
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{5, 7, 9}));
+  EXPECT_EQ(Values<float>((*out)[1]), (std::vector<float>{4, 10, 18}));
+}
+
+TEST(ServingFixturesTest, IntBool) {
+  std::unique_ptr<Model> model = LoadKind("int_bool");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->Summary().methods[0].arg_names, (std::vector<std::string>{"ids", "mask"}));
+  auto out =
+      RunViews(*model, {MakeTensor<std::int64_t>("ids", DType::kInt64, {1, 4}, {7, 8, 9, 10}),
+                        MakeTensor<std::uint8_t>("mask", DType::kBool, {1, 4}, {1, 0, 1, 0})});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ((*out)[0].name, "output0");
+  EXPECT_EQ((*out)[0].dtype, DType::kFloat32);
+  EXPECT_EQ((*out)[0].shape, (std::vector<std::int64_t>{1, 4}));
+  EXPECT_EQ(Values<float>((*out)[0]), (std::vector<float>{7, 0, 9, 0}));
+}
+
+// --- BLAS ---------------------------------------------------------------------------------------
+
+// scripts/install-deps.sh installs libopenblas0-openmp, which takes over the libblas.so.3
+// alternative: libtorch's matmuls then go through OpenBLAS.
+TEST(BlasTest, LibtorchUsesOpenBlas) {
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  BlasInfo blas = runtime->Blas();
+  EXPECT_EQ(blas.name, "openblas") << blas.library << ": " << blas.detail;
+  EXPECT_FALSE(blas.reference);
+  EXPECT_TRUE(std::filesystem::path(blas.library).is_absolute()) << blas.library;
+  EXPECT_TRUE(std::filesystem::exists(blas.library)) << blas.library;
+  EXPECT_THAT(blas.detail, StartsWith("OpenBLAS "));
+  EXPECT_THAT(blas.detail, ::testing::ContainsRegex("threading (sequential|pthread|openmp)"));
+  EXPECT_EQ(runtime->Blas().library, blas.library);  // stable
+}
+
+// Debian's reference BLAS lives in <multiarch>/blas/; with that directory first on the library
+// path libtorch binds to it, and Blas() must say so.
+std::string ReferenceBlasDir() {
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu/blas", "/usr/lib/aarch64-linux-gnu/blas"}) {
+    if (std::filesystem::exists(std::string(dir) + "/libblas.so.3")) return dir;
+  }
+  return "";
+}
+
+TEST(LoaderChild, ReferenceBlas) {
+  if (std::getenv("DLSYS_LOADER_CHILD") == nullptr) GTEST_SKIP() << "run by BlasTest";
+  Runtime* runtime = Rt();
+  ASSERT_NE(runtime, nullptr);
+  BlasInfo blas = runtime->Blas();
+  EXPECT_EQ(blas.name, "reference") << blas.library << ": " << blas.detail;
+  EXPECT_TRUE(blas.reference);
+  EXPECT_THAT(blas.library, StartsWith(ReferenceBlasDir() + "/"));
+  // And the model still runs on it.
+  std::unique_ptr<Model> model = LoadKind("mlp");
+  ASSERT_NE(model, nullptr);
+  auto out = RunViews(*model, {F32("x", {3, 4}, kMlpInput)});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(Values<float>((*out)[0]), MlpByHand(kMlpInput, 3));
+}
+
+TEST(BlasTest, RecognisesTheReferenceBlas) {
+  const std::string dir = ReferenceBlasDir();
+  if (dir.empty()) GTEST_SKIP() << "the reference BLAS (libblas3) is not installed";
+  EXPECT_EQ(Spawn({SelfExe(), "--gtest_filter=LoaderChild.ReferenceBlas"},
+                  {"DLSYS_LOADER_CHILD=1", "LD_LIBRARY_PATH=" + dir}),
+            0);
 }
 
 }  // namespace

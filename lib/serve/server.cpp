@@ -1,0 +1,293 @@
+// Server lifecycle: loading verified archives, warm-up, batchers, start and graceful stop.
+// The HTTP routes live in routes.cpp.
+#include "serve/server.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+
+#include "core/encoding.h"
+#include "core/file.h"
+#include "log/log.h"
+#include "package/package.h"
+#include "serve/internal/server_impl.h"
+
+namespace dlsys::serve {
+namespace {
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+Result<ModelSchema> SchemaOf(const manifest::Manifest& m) {
+  ModelSchema schema;
+  auto convert = [](const std::vector<manifest::TensorSpec>& in,
+                    std::vector<TensorSpec>& out) -> Result<void> {
+    for (const auto& t : in) {
+      DLSYS_ASSIGN_OR_RETURN(runtime::DType dtype, runtime::ParseDType(t.dtype));
+      out.push_back(TensorSpec{t.name, dtype, t.shape});
+    }
+    return {};
+  };
+  DLSYS_TRY(convert(m.inputs, schema.inputs));
+  DLSYS_TRY(convert(m.outputs, schema.outputs));
+  return schema;
+}
+
+// Batching concatenates along dim 0: every input and output must have a dynamic first dim.
+bool Batchable(const ModelSchema& s) {
+  auto dynamic0 = [](const TensorSpec& t) { return !t.shape.empty() && t.shape[0] == -1; };
+  return !s.inputs.empty() && std::all_of(s.inputs.begin(), s.inputs.end(), dynamic0) &&
+         std::all_of(s.outputs.begin(), s.outputs.end(), dynamic0);
+}
+
+// Runs every example of the archive through the model, as a request would.
+Result<void> WarmUp(const runtime::Model& model, const manifest::Manifest& m,
+                    const std::map<std::string, std::string>& files) {
+  for (const auto& example : m.examples) {
+    std::vector<runtime::TensorView> views;
+    std::vector<runtime::DType> dtypes;
+    for (const auto& t : example.inputs) {
+      DLSYS_ASSIGN_OR_RETURN(runtime::DType dtype, runtime::ParseDType(t.tensor.dtype));
+      const auto it = files.find(t.path);
+      if (it == files.end()) {
+        return Fail(Code::kInvalid, "example input '" + t.path + "' is missing from the archive");
+      }
+      views.push_back(runtime::TensorView{t.tensor.name, dtype, t.tensor.shape,
+                                          core::AsBytes(it->second)});
+    }
+    auto ran = model.RunViews(m.entry_method, views);
+    if (!ran) {
+      return Fail(Code::kInvalid, "warm-up with example '" + example.name +
+                                      "' failed: " + ran.error().message,
+                  {"run 'dlsys verify ARCHIVE --smoke' to see how the model behaves"});
+    }
+  }
+  return {};
+}
+
+Result<std::string> ReadToken(const std::string& path) {
+  DLSYS_ASSIGN_OR_RETURN(std::string token, core::ReadFile(path, 4096));
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {
+    return Fail(Code::kInvalid, "token file '" + path + "' must hold one token on one line",
+                {"write a random token, e.g. 'openssl rand -hex 32 > token'"});
+  }
+  return token;
+}
+
+}  // namespace
+
+Server::Server() : impl_(std::make_unique<Impl>()) {}
+
+Server::~Server() {
+  if (impl_) impl_->StopAll();
+}
+
+Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
+                                               const std::vector<std::string>& archives,
+                                               const ServerInfo& info) {
+  DLSYS_TRY(CheckConfig(config));
+  auto server = std::unique_ptr<Server>(new Server());
+  Impl& impl = *server->impl_;
+  impl.config = config;
+  impl.info = info;
+  impl.sampler_threshold = static_cast<std::uint64_t>(config.log_sample_rate * 1e9);
+  if (!config.token_file.empty()) {
+    DLSYS_ASSIGN_OR_RETURN(std::string token, ReadToken(config.token_file));
+    impl.token_digest = TokenDigest(token);
+  }
+
+  if (!config.access_log.empty()) {
+    log::Options options = log::CurrentOptions();
+    options.file = config.access_log;
+    options.level = log::Level::kInfo;
+    options.async = true;
+    options.service = "dlsys-serve";
+    DLSYS_ASSIGN_OR_RETURN(impl.access_log, log::Channel::Open(options));
+  }
+
+  package::VerifyOptions verify;
+  for (const auto& t : config.trust) {
+    if (auto added = verify.trust.Add(t); !added) {
+      return tl::unexpected(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
+    }
+  }
+  verify.allow_unsigned = config.allow_unsigned;
+  if (verify.trust.empty() && !verify.allow_unsigned) {
+    return Fail(Code::kUsage, "no trusted key: serve runs only archives signed by a trusted key",
+                {"give the signer's public key with --trust KEY.pub (or a directory of them)",
+                 "or --allow-unsigned to serve unsigned archives on a development machine"});
+  }
+
+  DLSYS_ASSIGN_OR_RETURN(runtime::Runtime * rt, runtime::GetRuntime());
+  if (config.intra_op_threads > 0) {
+    DLSYS_TRY(rt->SetThreads({.intra_op = config.intra_op_threads, .inter_op = 1}));
+  }
+  const runtime::BlasInfo blas = rt->Blas();
+  (blas.reference ? log::Warn("serve.blas", "the runtime uses the reference BLAS: forwards are "
+                                            "slow and batching will not pay off; install "
+                                            "libopenblas0-openmp")
+                  : log::Info("serve.blas", "BLAS: " + blas.name))
+      .Str("blas.name", blas.name)
+      .Str("blas.library", blas.library)
+      .Str("blas.detail", blas.detail)
+      .Emit();
+
+  for (const auto& path : archives) {
+    const auto started = Clock::now();
+    DLSYS_ASSIGN_OR_RETURN(package::VerifiedArchive archive, package::LoadVerified(path, verify));
+    if (!archive.report.ok) {
+      std::vector<std::string> details;
+      for (const auto& c : archive.report.checks) {
+        if (c.status == Status::kFail) details.push_back(c.check + ": " + c.message);
+      }
+      details.push_back("run 'dlsys verify " + path + "' for the full report");
+      return Fail(archive.report.container_broken ? Code::kInvalid : Code::kVerifyFailed,
+                  "archive '" + path + "' does not verify", std::move(details));
+    }
+    const auto& m = archive.manifest;
+    for (const auto& other : impl.versions) {
+      if (other->name == m.name && other->version == m.version) {
+        return Fail(Code::kUsage, "model " + m.name + " " + m.version + " is given twice ('" +
+                                      other->archive + "' and '" + path + "')");
+      }
+    }
+    DLSYS_ASSIGN_OR_RETURN(ModelSchema schema, SchemaOf(m));
+    if (schema.inputs.empty() || schema.outputs.empty()) {
+      return Fail(Code::kInvalid,
+                  "archive '" + path + "' declares no " +
+                      (schema.inputs.empty() ? "inputs" : "outputs") +
+                      ": serve validates requests and responses against the declared schema",
+                  {"re-pack with inputs and outputs in the spec (or with examples, from which "
+                   "pack derives the outputs)"});
+    }
+    const auto model_bytes = archive.files.find(m.entry_file);
+    if (model_bytes == archive.files.end()) {
+      return Fail(Code::kInvalid, "archive '" + path + "' holds no " + m.entry_file);
+    }
+    auto loaded = rt->Load(core::AsBytes(model_bytes->second), {});
+    if (!loaded) return tl::unexpected(std::move(loaded.error()).Wrap("cannot load '" + path + "'"));
+    std::unique_ptr<runtime::Model> model = std::move(*loaded);
+    if (auto warm = WarmUp(*model, m, archive.files); !warm) {
+      return tl::unexpected(std::move(warm.error()).Wrap("cannot serve '" + path + "'"));
+    }
+
+    auto v = std::make_unique<ModelVersion>();
+    v->name = m.name;
+    v->version = m.version;
+    v->archive = path;
+    v->method = m.entry_method;
+    v->schema = schema;
+    v->metrics = &impl.metrics.Register(m.name, m.version);
+    v->model = std::move(model);
+    BatcherOptions bo;
+    bo.instances = config.instances;
+    bo.max_batch_size = config.max_batch_size;
+    bo.max_queue_delay = std::chrono::microseconds(config.max_queue_delay_us);
+    bo.queue_capacity = config.queue_capacity;
+    bo.batchable = Batchable(schema);
+    const runtime::Model* raw = v->model.get();
+    const std::string method = v->method;
+    v->batcher = std::make_unique<Batcher>(
+        bo, schema,
+        [raw, method](std::span<const runtime::TensorView> inputs) {
+          return raw->RunViews(method, inputs);
+        },
+        v->metrics);
+    const double load_ms = MsSince(started);
+    v->metrics->load_ns.store(static_cast<std::uint64_t>(load_ms * 1e6));
+    log::Info("serve.load", "loaded " + m.name + " " + m.version)
+        .Str("model", m.name)
+        .Str("model_version", m.version)
+        .Str("archive", path)
+        .Str("signer", archive.report.key_id)
+        .Bool("batching", bo.batchable && bo.max_batch_size > 1)
+        .Num("load_ms", load_ms)
+        .Emit();
+    impl.versions.push_back(std::move(v));
+  }
+  impl.IndexModels();
+
+  internal::HttpOptions http;
+  http.threads = config.http_threads;
+  http.max_connections = config.max_connections;
+  http.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  http.body_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  http.max_header_bytes = config.max_header_bytes;
+  http.max_body_bytes = config.max_request_bytes;
+  http.tls_cert = config.tls_cert;
+  http.tls_key = config.tls_key;
+  Impl* p = &impl;
+  DLSYS_ASSIGN_OR_RETURN(
+      impl.http, internal::HttpServer::Create(
+                     http,
+                     [p](std::shared_ptr<internal::HttpRequest> request, internal::Reply reply) {
+                       p->Handle(std::move(request), std::move(reply));
+                     },
+                     [p](const internal::HttpRequest& request,
+                         const internal::HttpResponse& response, std::uint64_t bytes) {
+                       p->AccessLog(request, response, bytes);
+                     }));
+  DLSYS_ASSIGN_OR_RETURN(impl.port, impl.http->Listen(config.host, config.port));
+  return server;
+}
+
+int Server::port() const { return impl_->port; }
+
+std::string Server::url() const {
+  const std::string& h = impl_->config.host;
+  const std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  return std::string(impl_->http->tls() ? "https" : "http") + "://" + host + ":" +
+         std::to_string(impl_->port);
+}
+
+std::size_t Server::model_count() const { return impl_->versions.size(); }
+
+void Server::Start() {
+  impl_->http->Start();
+  impl_->ready.store(true);
+  log::Info("serve.ready", "ready on " + url())
+      .Str("url.full", url())
+      .Int("models", static_cast<std::int64_t>(impl_->versions.size()))
+      .Emit();
+}
+
+bool Server::Shutdown() {
+  Impl& impl = *impl_;
+  impl.ready.store(false);
+  impl.draining.store(true);
+  impl.http->SetClosing();
+  const auto until =
+      Clock::now() + std::chrono::milliseconds(impl.config.grace_period_ms);
+  std::int64_t queued = 0;
+  for (const auto& v : impl.versions) queued += v->batcher->QueueDepth();
+  log::Info("serve.drain", "draining: finishing queued and running requests")
+      .Int("queued", queued)
+      .Int("grace_period_ms", static_cast<std::int64_t>(impl.config.grace_period_ms))
+      .Emit();
+  bool drained = true;
+  for (const auto& v : impl.versions) drained = v->batcher->Drain(until) && drained;
+  impl.StopAll();  // fails what is left (503), then waits for responses to be written
+  drained = impl.http->StopAccepting(until) && drained;
+  impl.http->Stop();
+  log::Info("serve.stop", drained ? "stopped" : "stopped; the grace period ended first")
+      .Bool("drained", drained)
+      .Emit();
+  return drained;
+}
+
+void Server::Impl::StopAll() {
+  for (const auto& v : versions) v->batcher->Stop();
+}
+
+void Server::Impl::IndexModels() {
+  for (const auto& v : versions) by_name[v->name].push_back(v.get());
+  for (auto& [name, list] : by_name) {
+    std::sort(list.begin(), list.end(), [](const ModelVersion* a, const ModelVersion* b) {
+      return core::CompareSemver(a->version, b->version) > 0;
+    });
+  }
+}
+
+}  // namespace dlsys::serve
