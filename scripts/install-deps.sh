@@ -11,7 +11,8 @@ PACKAGES=(
   libboost-dev libzstd-dev zstd libcurl4-openssl-dev
   python3-jsonschema python3-yaml lnav
   zlib1g-dev libarchive-tools clang-14 libfuzzer-14-dev libclang-rt-14-dev
-  tar gzip curl bc hyperfine wrk time libopenblas0-openmp prometheus
+  tar gzip curl bc hyperfine wrk time libopenblas0-openmp prometheus nginx-light
+  python3-flask iproute2
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # From a fresh Debian machine to a signed, verified model archive:
 # installs dependencies, builds dlsys, exports an example model, then
 # keygen -> pack -> inspect -> verify -> probe -> verify --target --smoke
-# (and shows a tampered and a non-canonical archive failing).
+# (and shows a tampered and a non-canonical archive failing), then serves the archive
+# (KServe v2 on 127.0.0.1), queries it with curl and reads its Prometheus metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -37,4 +38,25 @@ set +e
 "$DLSYS" verify appended.dlsys --trust release.key.pub
 echo "exit code: $?"
 set -e
+echo; echo "# serve the archive on 127.0.0.1 (a free port), ask it for a prediction, read its metrics"
+"$DLSYS" serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 > serve.out 2> serve.log &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true' EXIT
+for _ in $(seq 600); do   # the ready line appears once the model is verified, loaded and warm
+  grep -q "ready on" serve.out && break
+  kill -0 "$SERVER" 2>/dev/null || { cat serve.log; exit 1; }
+  sleep 0.1
+done
+printf '\n\033[1m$ dlsys serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 &\033[0m\n'
+cat serve.out
+URL=$(sed -n 's/^dlsys serve: ready on \(http[^ ]*\).*/\1/p' serve.out)
+step curl -s "$URL/v2/models/iris-mlp"
+echo
+step curl -s "$URL/v2/models/iris-mlp/infer" -d '{"id":"q1","inputs":[{"name":"x","datatype":"FP32","shape":[2,4],"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}'
+echo
+printf '\n\033[1m$ curl -s %s/metrics | grep ...\033[0m\n' "$URL"
+curl -s "$URL/metrics" | grep -E '^dlsys_inference_(request_success_total|request_failure_total.*bad_input|count_total|exec_count_total|request_duration_seconds_(count|sum))'
+kill -TERM "$SERVER" && wait "$SERVER"
+echo; echo "# its log: lifecycle events and one access record per request (docs/logging.md)"
+cat serve.log
 echo; echo "quickstart done: artefacts in $WORK"

@@ -32,6 +32,8 @@ struct Options {
   std::optional<std::uint64_t> max_request_bytes;
   std::optional<int> max_connections;
   std::optional<std::uint64_t> idle_timeout_ms;
+  std::optional<std::uint64_t> body_timeout_ms;
+  std::optional<std::uint64_t> max_header_bytes;
   std::optional<std::uint64_t> grace_period_ms;
   std::optional<std::string> token_file;
   std::optional<std::string> tls_cert;
@@ -79,6 +81,8 @@ int Run(const Options& o) {
   Apply(o.max_request_bytes, config.max_request_bytes);
   Apply(o.max_connections, config.max_connections);
   Apply(o.idle_timeout_ms, config.idle_timeout_ms);
+  Apply(o.body_timeout_ms, config.body_timeout_ms);
+  Apply(o.max_header_bytes, config.max_header_bytes);
   Apply(o.grace_period_ms, config.grace_period_ms);
   Apply(o.token_file, config.token_file);
   Apply(o.tls_cert, config.tls_cert);
@@ -123,8 +127,9 @@ void RegisterServe(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<serve_cmd::Options>();
   auto* sub = app.add_subcommand(
       "serve", "Serve verified archives over HTTP (KServe v2 / Open Inference Protocol)");
-  sub->add_option("archives", o->archives, "the .dlsys archives to serve (several models and "
-                                           "several versions of one model may be given)")
+  sub->add_option("archives", o->archives,
+                  "the .dlsys archives to serve (several models and "
+                  "several versions of one model may be given)")
       ->required();
   sub->add_option("--config", o->config_file,
                   "YAML settings file (schemas/serve-config.schema.json); flags override it")
@@ -171,9 +176,16 @@ void RegisterServe(CLI::App& app, RunFn& run) {
                   "close a connection that sends no complete request headers for this long "
                   "(default 30000)")
       ->check(CLI::Range(1, 86400000));
+  sub->add_option("--body-timeout-ms", o->body_timeout_ms,
+                  "close a connection whose request body has not fully arrived this long after "
+                  "its headers (default 10000)")
+      ->check(CLI::Range(1, 86400000));
+  sub->add_option("--max-header-bytes", o->max_header_bytes,
+                  "largest request line + headers; larger ones get 431 (default 16384)")
+      ->check(CLI::Range(1024, 1048576));
   sub->add_option("--grace-period-ms", o->grace_period_ms,
-                  "on SIGTERM/SIGINT, time for queued and running requests to finish (default "
-                  "30000)")
+                  "on SIGTERM/SIGINT/SIGHUP, time for queued and running requests to finish "
+                  "(default 30000)")
       ->check(CLI::Range(1, 86400000));
   sub->add_option("--token-file", o->token_file,
                   "require 'Authorization: Bearer TOKEN' (TOKEN = the file's one line) on every "
@@ -191,17 +203,22 @@ void RegisterServe(CLI::App& app, RunFn& run) {
       ->check(CLI::Range(0.0, 1.0));
   sub->footer(
       "Endpoints (docs/serving.md): GET /v2/health/live, /v2/health/ready, /v2,\n"
-      "/v2/models/M[/versions/V][/ready|/stats], POST /v2/models/M[/versions/V]/infer, GET /metrics.\n"
+      "/v2/models/M[/versions/V][/ready|/stats], POST /v2/models/M[/versions/V]/infer, GET "
+      "/metrics.\n"
       "Requests for a model without a version go to its highest version. Triton's binary tensor\n"
       "extension (Inference-Header-Content-Length) and tritonclient.http work unchanged.\n"
       "Prints 'dlsys serve: ready on URL' on stdout once every model is loaded and warmed up.\n"
-      "SIGTERM/SIGINT: readiness turns 503, queued requests finish, exit 0 (a second signal stops\n"
-      "at once).\n"
+      "SIGTERM/SIGINT/SIGHUP: readiness turns 503, queued requests finish, exit 0 (a second "
+      "signal\n"
+      "stops at once).\n"
       "Examples:\n"
       "  dlsys serve iris-mlp-1.0.0.dlsys --trust release.key.pub\n"
-      "  dlsys serve mlp-1.0.0.dlsys mlp-1.1.0.dlsys --trust keys/ --port 9000 --max-batch-size 32\n"
+      "  dlsys serve mlp-1.0.0.dlsys mlp-1.1.0.dlsys --trust keys/ --port 9000 --max-batch-size "
+      "32\n"
       "  curl -s localhost:8080/v2/models/iris-mlp/infer \\\n"
-      "    -d '{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[5.1,3.5,1.4,0.2]}]}'");
+      "    -d "
+      "'{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[5.1,3.5,1.4,0."
+      "2]}]}'");
   sub->callback([o, &run] { run = [o] { return serve_cmd::Run(*o); }; });
 }
 

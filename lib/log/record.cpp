@@ -80,8 +80,8 @@ Record::Record(Level level, std::string_view event, std::string_view message) {
   impl_->message = message;
 }
 
-Record::Record(std::shared_ptr<const internal::State> state, Level level,
-               std::string_view event, std::string_view message) {
+Record::Record(std::shared_ptr<const internal::State> state, Level level, std::string_view event,
+               std::string_view message) {
   if (!state) return;  // a disabled record
   impl_ = std::make_unique<Impl>();
   impl_->time = std::chrono::system_clock::now();

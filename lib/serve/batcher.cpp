@@ -259,7 +259,14 @@ void Batcher::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   }
 
   if (metrics_) metrics_->executing.fetch_add(static_cast<std::int64_t>(jobs.size()));
-  auto ran = run_(views);
+  // The run function reports failures as values; anything thrown (a bug, std::bad_alloc) fails
+  // this batch only, like a model failure, instead of ending the server.
+  tl::expected<std::vector<runtime::Tensor>, runtime::RunError> ran;
+  try {
+    ran = run_(views);
+  } catch (const std::exception& e) {
+    ran = tl::unexpected(runtime::RunError{runtime::RunFailure::kModelFailure, e.what()});
+  }
   if (metrics_) metrics_->executing.fetch_sub(static_cast<std::int64_t>(jobs.size()));
   const auto finished = Clock::now();
   const std::uint64_t compute_ns = Ns(finished - started);
@@ -296,7 +303,7 @@ void Batcher::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
       r.row_offset = offset;
       r.rows = job->request.batch_size;
     }
-    
+    offset += job->request.batch_size;
     Complete(std::move(job), std::move(r));
   }
 }

@@ -48,7 +48,7 @@ const Setting kSettings[] = {
     {"http_threads", &ServeConfig::http_threads, 1, 64},
     {"max_connections", &ServeConfig::max_connections, 1, 100000},
     {"idle_timeout_ms", &ServeConfig::idle_timeout_ms, 1, kMaxTimeoutMs},
-    {"header_timeout_ms", &ServeConfig::header_timeout_ms, 1, kMaxTimeoutMs},
+    {"body_timeout_ms", &ServeConfig::body_timeout_ms, 1, kMaxTimeoutMs},
     {"max_header_bytes", &ServeConfig::max_header_bytes, 1024, 1048576},
     {"max_request_bytes", &ServeConfig::max_request_bytes, 1, std::int64_t{1} << 34},
     {"instances", &ServeConfig::instances, 1, 64},

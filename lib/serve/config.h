@@ -20,25 +20,25 @@ struct ServeConfig {
   int port = 8080;                 // port:        0 = any free port (printed when ready)
   int http_threads = 2;            // http_threads: threads running the HTTP event loop (1..64)
   int max_connections = 256;       // max_connections: further connections are closed at once
-  std::uint64_t idle_timeout_ms = 30000;    // idle_timeout_ms: keep-alive idle time before close
-  std::uint64_t header_timeout_ms = 10000;  // header_timeout_ms: time to receive one request
-  std::uint64_t max_header_bytes = 16384;   // max_header_bytes: request line + headers
+  std::uint64_t idle_timeout_ms = 30000;  // idle_timeout_ms: time for a request's headers to arrive
+  std::uint64_t body_timeout_ms = 10000;  // body_timeout_ms: time for a body once headers arrived
+  std::uint64_t max_header_bytes = 16384;         // max_header_bytes: request line + headers
   std::uint64_t max_request_bytes = 64ull << 20;  // max_request_bytes: body; larger is 413
   // Models.
-  int instances = 1;               // instances:   model executions running at once per version
-  int intra_op_threads = 0;        // intra_op_threads: libtorch threads per forward; 0 = cores
-  int max_batch_size = 8;          // max_batch_size: rows per execution (1 = no batching)
+  int instances = 1;         // instances:   model executions running at once per version
+  int intra_op_threads = 0;  // intra_op_threads: libtorch threads per forward; 0 = cores
+  int max_batch_size = 8;    // max_batch_size: rows per execution (1 = no batching)
   std::uint64_t max_queue_delay_us = 500;  // max_queue_delay_us: wait for more rows to batch
-  int queue_capacity = 1024;       // queue_capacity: queued requests per version before 503
+  int queue_capacity = 1024;               // queue_capacity: queued requests per version before 503
   std::uint64_t request_timeout_ms = 30000;  // request_timeout_ms: deadline of every request
   std::uint64_t grace_period_ms = 30000;     // grace_period_ms: drain time on SIGTERM/SIGINT
   // Security.
-  std::string token_file;          // token_file: bearer token required on every /v2 request
-  std::string tls_cert;            // tls_cert:    PEM certificate chain (with tls_key: HTTPS)
-  std::string tls_key;             // tls_key:     PEM private key
+  std::string token_file;  // token_file: bearer token required on every /v2 request
+  std::string tls_cert;    // tls_cert:    PEM certificate chain (with tls_key: HTTPS)
+  std::string tls_key;     // tls_key:     PEM private key
   // Logging.
-  std::string access_log;          // access_log:  "" = the main log; "-" = stdout; else a file
-  double log_sample_rate = 0;      // log_sample_rate: fraction of requests whose features are logged
+  std::string access_log;      // access_log:  "" = the main log; "-" = stdout; else a file
+  double log_sample_rate = 0;  // log_sample_rate: fraction of requests whose features are logged
   // Trust (verify options for every archive).
   std::vector<std::string> trust;  // trust:       public keys or directories of them
   bool allow_unsigned = false;     // allow_unsigned

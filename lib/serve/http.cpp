@@ -81,7 +81,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Start() {
     beast::error_code ec;
     const auto ep = Lowest().socket().remote_endpoint(ec);
-    if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!ec) {
+      peer_address_ = ep.address().to_string();
+      peer_port_ = ep.port();
+    }
     if constexpr (kTls) {
       Lowest().expires_after(server_.options.idle_timeout);
       stream_.async_handshake(ssl::stream_base::server,
@@ -129,10 +132,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnReadError(beast::error_code ec) {
@@ -143,8 +145,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     auto [status, message] = ReadFailure(ec, server_.options);
     request_ = std::make_shared<HttpRequest>();
-    request_->peer = peer_;
+    request_->peer_address = peer_address_;
+    request_->peer_port = peer_port_;
     request_->keep_alive = false;
+    request_->received = std::chrono::steady_clock::now();
     if (parser_ && parser_->is_header_done()) {
       request_->method = std::string(parser_->get().method_string());
       request_->target = std::string(parser_->get().target());
@@ -173,16 +177,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.content_encoding = std::string(req[http::field::content_encoding]);
     r.traceparent = std::string(req["traceparent"]);
     r.request_id = std::string(req["X-Request-ID"]);
-    r.peer = peer_;
+    r.peer_address = peer_address_;
+    r.peer_port = peer_port_;
     r.keep_alive = req.keep_alive();
     r.received = received_;
     server_.inflight.fetch_add(1);
     auto self = this->shared_from_this();
     server_.handler(request_, [self](HttpResponse&& response) {
-      net::post(self->stream_.get_executor(),
-                [self, response = std::move(response)]() mutable {
-                  self->Write(std::move(response));
-                });
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->Write(std::move(response));
+      });
     });
   }
 
@@ -195,19 +199,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       res->set(http::field::content_type, response_.content_type);
     }
     for (const auto& [name, value] : response_.headers) res->set(name, value);
+    body_bytes_ = response_.body.size();
     res->body() = std::move(response_.body);
     res->keep_alive(request_->keep_alive && !server_.closing.load());
     res->prepare_payload();
     Lowest().expires_after(server_.options.idle_timeout);
-    http::async_write(stream_, *res,
-                      [self = this->shared_from_this(), res](beast::error_code ec,
-                                                             std::size_t bytes) {
-                        self->OnWrite(ec, bytes, res->keep_alive());
-                      });
+    http::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res](beast::error_code ec, std::size_t bytes) {
+          self->OnWrite(ec, bytes, res->keep_alive());
+        });
   }
 
   void OnWrite(beast::error_code ec, std::size_t bytes, bool keep_alive) {
-    if (server_.done) server_.done(*request_, response_, ec ? 0 : bytes);
+    if (server_.done) server_.done(*request_, response_, ec ? 0 : body_bytes_);
     request_.reset();
     server_.RequestDone();
     if (ec || !keep_alive) return Close();
@@ -233,7 +238,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<HttpRequest> request_;
   HttpResponse response_;  // the one being written (body moved out), for the done callback
-  std::string peer_;
+  std::string peer_address_;
+  int peer_port_ = 0;
+  std::size_t body_bytes_ = 0;  // of the response being written
   std::chrono::steady_clock::time_point received_;
 };
 
@@ -250,7 +257,7 @@ void HttpServer::Impl::Accept() {
         socket.set_option(tcp::no_delay(true), ec);
         if (tls) {
           std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(socket),
-                                                                           *tls)
+                                                                          *tls)
               ->Start();
         } else {
           std::make_shared<Session<beast::tcp_stream>>(*this, std::move(socket))->Start();
@@ -277,14 +284,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpOptions options, Http
     beast::error_code ec;
     impl.tls->use_certificate_chain_file(impl.options.tls_cert, ec);
     if (ec) {
-      return Fail(Code::kInvalid, "cannot load TLS certificate '" + impl.options.tls_cert +
-                                      "': " + ec.message(),
+      return Fail(Code::kInvalid,
+                  "cannot load TLS certificate '" + impl.options.tls_cert + "': " + ec.message(),
                   {"give a PEM certificate chain (tls_cert / --tls-cert)"});
     }
     impl.tls->use_private_key_file(impl.options.tls_key, ssl::context::pem, ec);
     if (ec) {
-      return Fail(Code::kInvalid, "cannot load TLS private key '" + impl.options.tls_key +
-                                      "': " + ec.message(),
+      return Fail(Code::kInvalid,
+                  "cannot load TLS private key '" + impl.options.tls_key + "': " + ec.message(),
                   {"give the PEM private key of the certificate (tls_key / --tls-key)"});
     }
   }
@@ -305,8 +312,9 @@ Result<int> HttpServer::Listen(const std::string& host, int port) {
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
   auto& acceptor = impl_->acceptor.emplace(impl_->ioc);
   const auto fail = [&](const char* what) {
-    return Fail(Code::kUnavailable, std::string("cannot listen on ") + host + ":" +
-                                        std::to_string(port) + ": " + what + ": " + ec.message(),
+    return Fail(Code::kUnavailable,
+                std::string("cannot listen on ") + host + ":" + std::to_string(port) + ": " + what +
+                    ": " + ec.message(),
                 {"choose another --port, or stop the process using it"});
   };
   acceptor.open(endpoint.protocol(), ec);

@@ -46,7 +46,7 @@ class Histogram {
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // bounds_.size() + 1, not cumulative
-  std::atomic<std::uint64_t> sum_bits_{0};  // double stored as bits, CAS-added
+  std::atomic<std::uint64_t> sum_bits_{0};                 // double stored as bits, CAS-added
 };
 
 // Default bucket bounds. Latency in seconds from 50 us to 60 s; batch sizes 1..1024 in powers
@@ -64,14 +64,14 @@ struct ModelMetrics {
   std::array<std::atomic<std::uint64_t>, kFailureReasonCount> failure{};
   std::atomic<std::uint64_t> success_ns{0};  // total request time of successful requests
   std::atomic<std::uint64_t> failure_ns{0};
-  std::atomic<std::uint64_t> queue_ns{0};    // total queue time (successful requests)
-  std::atomic<std::uint64_t> compute_ns{0};  // total compute time (per request share)
-  std::atomic<std::uint64_t> inference_count{0};  // rows inferred (sum of batch sizes)
-  std::atomic<std::uint64_t> execution_count{0};  // model executions (batches)
+  std::atomic<std::uint64_t> queue_ns{0};           // total queue time (successful requests)
+  std::atomic<std::uint64_t> compute_ns{0};         // total compute time (per request share)
+  std::atomic<std::uint64_t> inference_count{0};    // rows inferred (sum of batch sizes)
+  std::atomic<std::uint64_t> execution_count{0};    // model executions (batches)
   std::atomic<std::uint64_t> last_inference_ms{0};  // unix ms of the last success
-  std::atomic<std::int64_t> queue_depth{0};          // gauge, maintained by the batcher
-  std::atomic<std::int64_t> executing{0};            // gauge: requests in a running execution
-  std::atomic<std::uint64_t> load_ns{0};             // load + warm-up time
+  std::atomic<std::int64_t> queue_depth{0};         // gauge, maintained by the batcher
+  std::atomic<std::int64_t> executing{0};           // gauge: requests in a running execution
+  std::atomic<std::uint64_t> load_ns{0};            // load + warm-up time
   Histogram queue_seconds;
   Histogram compute_seconds;
   Histogram request_seconds;

@@ -539,6 +539,11 @@ tl::expected<InferRequest, ProtocolError> ParseInferRequest(std::span<const std:
                 " but the body has only " + Number(body.size()) + " bytes");
   }
   const std::size_t json_size = json_length.value_or(body.size());
+  if (json_size == 0) {
+    return Fail(
+        "the request has no JSON: send an inference request object "
+        "({\"inputs\": [...]})");
+  }
   if (json_size > limits.max_json_bytes) {
     return Fail("the request's JSON is " + Number(json_size) + " bytes, more than the limit of " +
                     Number(limits.max_json_bytes),

@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 #include <zlib.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -48,8 +49,8 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 }
 
 std::uint64_t NsBetween(Clock::time_point a, Clock::time_point b) {
-  return static_cast<std::uint64_t>(
-      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count()));
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(
+      0, std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count()));
 }
 
 std::uint64_t UnixMs() {
@@ -62,10 +63,14 @@ const char* ReasonType(FailureReason r) { return FailureReasonName(r); }
 
 int StatusFor(FailureReason r) {
   switch (r) {
-    case FailureReason::kBadInput: return 400;
-    case FailureReason::kModelFailure: return 500;
-    case FailureReason::kOverloaded: return 503;
-    case FailureReason::kDeadline: return 503;  // Triton: UNAVAILABLE "Request timeout expired"
+    case FailureReason::kBadInput:
+      return 400;
+    case FailureReason::kModelFailure:
+      return 500;
+    case FailureReason::kOverloaded:
+      return 503;
+    case FailureReason::kDeadline:
+      return 503;  // Triton: UNAVAILABLE "Request timeout expired"
   }
   return 500;
 }
@@ -115,15 +120,39 @@ void Summarize(nlohmann::json& into, std::string_view name, runtime::DType dtype
   auto at = [&](std::size_t i) -> double {
     const std::byte* p = data.data() + i * runtime::DTypeSize(dtype);
     switch (dtype) {
-      case runtime::DType::kFloat32: { float v; std::memcpy(&v, p, 4); return v; }
-      case runtime::DType::kFloat64: { double v; std::memcpy(&v, p, 8); return v; }
-      case runtime::DType::kInt8: return static_cast<double>(static_cast<std::int8_t>(*p));
-      case runtime::DType::kUInt8: return static_cast<double>(static_cast<std::uint8_t>(*p));
-      case runtime::DType::kBool: return static_cast<double>(static_cast<std::uint8_t>(*p) != 0);
-      case runtime::DType::kInt16: { std::int16_t v; std::memcpy(&v, p, 2); return v; }
-      case runtime::DType::kInt32: { std::int32_t v; std::memcpy(&v, p, 4); return v; }
-      case runtime::DType::kInt64: { std::int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
-      default: return std::nan("");  // half types: summarized as unknown
+      case runtime::DType::kFloat32: {
+        float v;
+        std::memcpy(&v, p, 4);
+        return v;
+      }
+      case runtime::DType::kFloat64: {
+        double v;
+        std::memcpy(&v, p, 8);
+        return v;
+      }
+      case runtime::DType::kInt8:
+        return static_cast<double>(static_cast<std::int8_t>(*p));
+      case runtime::DType::kUInt8:
+        return static_cast<double>(static_cast<std::uint8_t>(*p));
+      case runtime::DType::kBool:
+        return static_cast<double>(static_cast<std::uint8_t>(*p) != 0);
+      case runtime::DType::kInt16: {
+        std::int16_t v;
+        std::memcpy(&v, p, 2);
+        return v;
+      }
+      case runtime::DType::kInt32: {
+        std::int32_t v;
+        std::memcpy(&v, p, 4);
+        return v;
+      }
+      case runtime::DType::kInt64: {
+        std::int64_t v;
+        std::memcpy(&v, p, 8);
+        return static_cast<double>(v);
+      }
+      default:
+        return std::nan("");  // half types: summarized as unknown
     }
   };
   double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
@@ -165,9 +194,13 @@ std::array<unsigned char, 32> TokenDigest(std::string_view token) {
 
 bool Server::Impl::Authorized(const HttpRequest& request) const {
   if (!token_digest) return true;
-  constexpr std::string_view kBearer = "Bearer ";
+  // "Bearer" TOKEN; the scheme is case-insensitive (RFC 7235).
   std::string_view auth = request.authorization;
-  if (auth.size() <= kBearer.size() || auth.substr(0, kBearer.size()) != kBearer) return false;
+  constexpr std::string_view kBearer = "bearer ";
+  if (auth.size() <= kBearer.size()) return false;
+  for (std::size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != kBearer[i]) return false;
+  }
   const auto digest = TokenDigest(auth.substr(kBearer.size()));
   return CRYPTO_memcmp(digest.data(), token_digest->data(), digest.size()) == 0;
 }
@@ -186,11 +219,12 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
   std::string_view target = request->target;
   target = target.substr(0, target.find('?'));
   const auto parts = SplitPath(target);
-  const bool get = request->method == "GET" || request->method == "HEAD";
+  const bool get = request->method == "GET";
   const bool post = request->method == "POST";
   auto method_not_allowed = [&](const char* allow) {
-    HttpResponse r = ErrorResponse(405, "method " + request->method + " is not allowed on " +
-                                            std::string(target) + "; use " + allow,
+    HttpResponse r = ErrorResponse(405,
+                                   "method " + request->method + " is not allowed on " +
+                                       std::string(target) + "; use " + allow,
                                    "bad_input");
     r.headers.emplace_back("Allow", allow);
     reply(std::move(r));
@@ -222,9 +256,8 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
     return reply(std::move(r));
   }
   if (parts.empty() || parts[0] != "v2") {
-    return reply(ErrorResponse(404, "no such endpoint: " + std::string(target) +
-                                        " (see docs/serving.md)",
-                               "not_found"));
+    return reply(ErrorResponse(
+        404, "no such endpoint: " + std::string(target) + " (see docs/serving.md)", "not_found"));
   }
   if (parts.size() == 1) {
     if (!get) return method_not_allowed("GET");
@@ -260,7 +293,8 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
     // Triton: an unknown name is 400, an unknown version of a known model 404.
     const bool known = by_name.count(name) > 0;
     std::string message = "Request for unknown model: '" + name + "' is not found";
-    if (known) message = "Request for unknown model: '" + name + "' version " + version + " is not found";
+    if (known)
+      message = "Request for unknown model: '" + name + "' version " + version + " is not found";
     HttpResponse r = ErrorResponse(known ? 404 : 400, message, "not_found");
     r.note.model = name;
     r.note.version = version;
@@ -310,10 +344,11 @@ void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, 
     const bool gzip = request->content_encoding == "gzip";
     if (!gzip && request->content_encoding != "deflate") {
       v.metrics->AddFailure(FailureReason::kBadInput, NsBetween(received, Clock::now()));
-      HttpResponse r = ErrorResponse(501, "Unsupported compression type '" +
-                                              request->content_encoding.substr(0, 64) +
-                                              "'; use gzip, deflate or none",
-                                     "bad_input");
+      HttpResponse r =
+          ErrorResponse(501,
+                        "Unsupported compression type '" + request->content_encoding.substr(0, 64) +
+                            "'; use gzip, deflate or none",
+                        "bad_input");
       r.headers.emplace_back("Accept-Encoding", "gzip, deflate");
       return reply(std::move(r));
     }
@@ -332,8 +367,9 @@ void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, 
     std::size_t n = 0;
     const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
     if (h.empty() || ec != std::errc() || end != h.data() + h.size()) {
-      return fail(400, "Inference-Header-Content-Length must be a whole number of bytes, got '" +
-                           h.substr(0, 64) + "'",
+      return fail(400,
+                  "Inference-Header-Content-Length must be a whole number of bytes, got '" +
+                      h.substr(0, 64) + "'",
                   FailureReason::kBadInput);
     }
     json_length = n;
@@ -408,12 +444,12 @@ void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, 
       o.data = data;
       views.push_back(std::move(o));
     }
-    EncodedResponse encoded =
-        EncodeInferResponse(vp->name, vp->version, id, requested, views);
+    EncodedResponse encoded = EncodeInferResponse(vp->name, vp->version, id, requested, views);
     r.body = std::move(encoded.body);
     if (encoded.json_length) {
       r.content_type = "application/octet-stream";
-      r.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.json_length));
+      r.headers.emplace_back("Inference-Header-Content-Length",
+                             std::to_string(*encoded.json_length));
     }
     if (!sample_inputs.empty()) {
       nlohmann::json pred = nlohmann::json::object();
@@ -431,9 +467,10 @@ void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, 
     case Batcher::Submitted::kQueued:
       return;
     case Batcher::Submitted::kFull:
-      return fail(503, "model " + model_name + " " + v.version + " is overloaded: its queue of " +
-                           std::to_string(config.queue_capacity) +
-                           " requests is full; retry after a second",
+      return fail(503,
+                  "model " + model_name + " " + v.version + " is overloaded: its queue of " +
+                      std::to_string(config.queue_capacity) +
+                      " requests is full; retry after a second",
                   FailureReason::kOverloaded);
     case Batcher::Submitted::kStopped:
       return fail(503, "the server is shutting down; retry on another replica",
@@ -441,9 +478,27 @@ void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, 
   }
 }
 
+namespace {
+
+// W3C Trace Context: version 00-fe, trace-id and parent-id lower-case hex and not all zero.
+bool ValidTraceparent(std::string_view tp) {
+  const auto lower_hex = [](std::string_view s) {
+    return s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  };
+  const auto all_zero = [](std::string_view s) {
+    return s.find_first_not_of('0') == std::string_view::npos;
+  };
+  return tp.size() == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+         lower_hex(tp.substr(0, 2)) && tp.substr(0, 2) != "ff" && lower_hex(tp.substr(3, 32)) &&
+         !all_zero(tp.substr(3, 32)) && lower_hex(tp.substr(36, 16)) &&
+         !all_zero(tp.substr(36, 16)) && lower_hex(tp.substr(53, 2));
+}
+
+}  // namespace
+
 void Server::Impl::AccessLog(const HttpRequest& request, const HttpResponse& response,
-                             std::uint64_t response_bytes) {
-  const log::Level level = response.status >= 500 ? log::Level::kError
+                             std::uint64_t response_body_bytes) {
+  const log::Level level = response.status >= 500   ? log::Level::kError
                            : response.status >= 400 ? log::Level::kWarn
                                                     : log::Level::kInfo;
   if (access_log ? !access_log->Enabled(level) : !log::Enabled(level)) return;
@@ -451,30 +506,35 @@ void Server::Impl::AccessLog(const HttpRequest& request, const HttpResponse& res
       request.received == Clock::time_point{}
           ? 0.0
           : std::chrono::duration<double, std::milli>(Clock::now() - request.received).count();
-  const std::string message = request.method.substr(0, 16) + " " + request.target.substr(0, 256) +
-                              " " + std::to_string(response.status);
+  const std::string method = request.method.empty() ? "-" : request.method.substr(0, 16);
+  const std::string path = request.target.empty()
+                               ? "-"
+                               : request.target.substr(0, request.target.find('?')).substr(0, 256);
+  const std::string message = method + " " + path + " " + std::to_string(response.status);
   log::Record rec = access_log ? access_log->Make(level, "serve.request", message)
                                : log::Record(level, "serve.request", message);
-  const std::string& rid = request.request_id.empty() ? response.note.request_id : request.request_id;
-  if (!rid.empty()) rec.Str("request_id", rid.substr(0, 128));
-  // W3C traceparent: version-traceid-spanid-flags; log the ids when well-formed.
-  const auto lower_hex = [](std::string_view s) {
-    return s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-  };
-  const std::string_view tp = request.traceparent;
-  if (tp.size() == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
-      lower_hex(tp.substr(0, 2)) && lower_hex(tp.substr(3, 32)) && lower_hex(tp.substr(36, 16)) &&
-      lower_hex(tp.substr(53, 2))) {
+  // The client's id (X-Request-ID, else the inference request's "id"), else one made here.
+  std::string rid = request.request_id.empty() ? response.note.request_id : request.request_id;
+  if (rid.empty()) {
+    char made[24];
+    std::snprintf(made, sizeof made, "%016llx",
+                  static_cast<unsigned long long>(
+                      request_id_seed ^ (request_counter.fetch_add(1) * 0x9E3779B97F4A7C15ull)));
+    rid = made;
+  }
+  rec.Str("request_id", rid.substr(0, 128));
+  if (ValidTraceparent(request.traceparent)) {
     rec.Str("trace.id", request.traceparent.substr(3, 32));
     rec.Str("span.id", request.traceparent.substr(36, 16));
   }
-  rec.Str("http.request.method", request.method.substr(0, 16))
-      .Str("url.path", request.target.substr(0, 256))
-      .Str("client.address", request.peer)
+  rec.Str("http.request.method", method)
+      .Str("url.path", path)
+      .Str("client.address", request.peer_address)
+      .Int("client.port", request.peer_port)
       .Int("status", response.status)
       .Num("latency_ms", ms)
       .Int("http.request.body.bytes", static_cast<std::int64_t>(request.body.size()))
-      .Int("http.response.body.bytes", static_cast<std::int64_t>(response_bytes));
+      .Int("http.response.body.bytes", static_cast<std::int64_t>(response_body_bytes));
   const auto& n = response.note;
   if (!n.model.empty()) rec.Str("model", n.model);
   if (!n.version.empty()) rec.Str("model_version", n.version);

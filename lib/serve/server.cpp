@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <random>
 
 #include "core/encoding.h"
 #include "core/file.h"
@@ -53,13 +54,13 @@ Result<void> WarmUp(const runtime::Model& model, const manifest::Manifest& m,
       if (it == files.end()) {
         return Fail(Code::kInvalid, "example input '" + t.path + "' is missing from the archive");
       }
-      views.push_back(runtime::TensorView{t.tensor.name, dtype, t.tensor.shape,
-                                          core::AsBytes(it->second)});
+      views.push_back(
+          runtime::TensorView{t.tensor.name, dtype, t.tensor.shape, core::AsBytes(it->second)});
     }
     auto ran = model.RunViews(m.entry_method, views);
     if (!ran) {
-      return Fail(Code::kInvalid, "warm-up with example '" + example.name +
-                                      "' failed: " + ran.error().message,
+      return Fail(Code::kInvalid,
+                  "warm-up with example '" + example.name + "' failed: " + ran.error().message,
                   {"run 'dlsys verify ARCHIVE --smoke' to see how the model behaves"});
     }
   }
@@ -74,6 +75,84 @@ Result<std::string> ReadToken(const std::string& path) {
                 {"write a random token, e.g. 'openssl rand -hex 32 > token'"});
   }
   return token;
+}
+
+// Loads one archive through LoadVerified, warms its model up and gives it a batcher.
+Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
+    const std::string& path, const package::VerifyOptions& verify, const ServeConfig& config,
+    runtime::Runtime& rt, Metrics& metrics,
+    const std::vector<std::unique_ptr<ModelVersion>>& loaded_so_far) {
+  const auto started = Clock::now();
+  DLSYS_ASSIGN_OR_RETURN(package::VerifiedArchive archive, package::LoadVerified(path, verify));
+  if (!archive.report.ok) {
+    std::vector<std::string> details;
+    for (const auto& c : archive.report.checks) {
+      if (c.status == Status::kFail) details.push_back(c.check + ": " + c.message);
+    }
+    details.push_back("run 'dlsys verify " + path + "' for the full report");
+    return Fail(archive.report.container_broken ? Code::kInvalid : Code::kVerifyFailed,
+                "archive '" + path + "' does not verify", std::move(details));
+  }
+  const auto& m = archive.manifest;
+  for (const auto& other : loaded_so_far) {
+    if (other->name == m.name && other->version == m.version) {
+      return Fail(Code::kUsage, "model " + m.name + " " + m.version + " is given twice ('" +
+                                    other->archive + "' and '" + path + "')");
+    }
+  }
+  DLSYS_ASSIGN_OR_RETURN(ModelSchema schema, SchemaOf(m));
+  if (schema.inputs.empty() || schema.outputs.empty()) {
+    return Fail(Code::kInvalid,
+                "archive '" + path + "' declares no " +
+                    (schema.inputs.empty() ? "inputs" : "outputs") +
+                    ": serve validates requests and responses against the declared schema",
+                {"re-pack with inputs and outputs in the spec (or with examples, from which "
+                 "pack derives the outputs)"});
+  }
+  const auto model_bytes = archive.files.find(m.entry_file);
+  if (model_bytes == archive.files.end()) {
+    return Fail(Code::kInvalid, "archive '" + path + "' holds no " + m.entry_file);
+  }
+  auto loaded = rt.Load(core::AsBytes(model_bytes->second), {});
+  if (!loaded) return tl::unexpected(std::move(loaded.error()).Wrap("cannot load '" + path + "'"));
+  std::unique_ptr<runtime::Model> model = std::move(*loaded);
+  if (auto warm = WarmUp(*model, m, archive.files); !warm) {
+    return tl::unexpected(std::move(warm.error()).Wrap("cannot serve '" + path + "'"));
+  }
+
+  auto v = std::make_unique<ModelVersion>();
+  v->name = m.name;
+  v->version = m.version;
+  v->archive = path;
+  v->method = m.entry_method;
+  v->schema = schema;
+  v->metrics = &metrics.Register(m.name, m.version);
+  v->model = std::move(model);
+  BatcherOptions bo;
+  bo.instances = config.instances;
+  bo.max_batch_size = config.max_batch_size;
+  bo.max_queue_delay = std::chrono::microseconds(config.max_queue_delay_us);
+  bo.queue_capacity = config.queue_capacity;
+  bo.batchable = Batchable(schema);
+  const runtime::Model* raw = v->model.get();
+  const std::string method = v->method;
+  v->batcher = std::make_unique<Batcher>(
+      bo, schema,
+      [raw, method](std::span<const runtime::TensorView> inputs) {
+        return raw->RunViews(method, inputs);
+      },
+      v->metrics);
+  const double load_ms = MsSince(started);
+  v->metrics->load_ns.store(static_cast<std::uint64_t>(load_ms * 1e6));
+  log::Info("serve.load", "loaded " + m.name + " " + m.version)
+      .Str("model", m.name)
+      .Str("model_version", m.version)
+      .Str("archive", path)
+      .Str("signer", archive.report.key_id)
+      .Bool("batching", bo.batchable && bo.max_batch_size > 1)
+      .Num("load_ms", load_ms)
+      .Emit();
+  return v;
 }
 
 }  // namespace
@@ -93,6 +172,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
   impl.config = config;
   impl.info = info;
   impl.sampler_threshold = static_cast<std::uint64_t>(config.log_sample_rate * 1e9);
+  impl.request_id_seed =
+      (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   if (!config.token_file.empty()) {
     DLSYS_ASSIGN_OR_RETURN(std::string token, ReadToken(config.token_file));
     impl.token_digest = TokenDigest(token);
@@ -125,9 +206,10 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
     DLSYS_TRY(rt->SetThreads({.intra_op = config.intra_op_threads, .inter_op = 1}));
   }
   const runtime::BlasInfo blas = rt->Blas();
-  (blas.reference ? log::Warn("serve.blas", "the runtime uses the reference BLAS: forwards are "
-                                            "slow and batching will not pay off; install "
-                                            "libopenblas0-openmp")
+  (blas.reference ? log::Warn("serve.blas",
+                              "the runtime uses the reference BLAS: forwards are "
+                              "slow and batching will not pay off; install "
+                              "libopenblas0-openmp")
                   : log::Info("serve.blas", "BLAS: " + blas.name))
       .Str("blas.name", blas.name)
       .Str("blas.library", blas.library)
@@ -135,76 +217,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
       .Emit();
 
   for (const auto& path : archives) {
-    const auto started = Clock::now();
-    DLSYS_ASSIGN_OR_RETURN(package::VerifiedArchive archive, package::LoadVerified(path, verify));
-    if (!archive.report.ok) {
-      std::vector<std::string> details;
-      for (const auto& c : archive.report.checks) {
-        if (c.status == Status::kFail) details.push_back(c.check + ": " + c.message);
-      }
-      details.push_back("run 'dlsys verify " + path + "' for the full report");
-      return Fail(archive.report.container_broken ? Code::kInvalid : Code::kVerifyFailed,
-                  "archive '" + path + "' does not verify", std::move(details));
-    }
-    const auto& m = archive.manifest;
-    for (const auto& other : impl.versions) {
-      if (other->name == m.name && other->version == m.version) {
-        return Fail(Code::kUsage, "model " + m.name + " " + m.version + " is given twice ('" +
-                                      other->archive + "' and '" + path + "')");
-      }
-    }
-    DLSYS_ASSIGN_OR_RETURN(ModelSchema schema, SchemaOf(m));
-    if (schema.inputs.empty() || schema.outputs.empty()) {
-      return Fail(Code::kInvalid,
-                  "archive '" + path + "' declares no " +
-                      (schema.inputs.empty() ? "inputs" : "outputs") +
-                      ": serve validates requests and responses against the declared schema",
-                  {"re-pack with inputs and outputs in the spec (or with examples, from which "
-                   "pack derives the outputs)"});
-    }
-    const auto model_bytes = archive.files.find(m.entry_file);
-    if (model_bytes == archive.files.end()) {
-      return Fail(Code::kInvalid, "archive '" + path + "' holds no " + m.entry_file);
-    }
-    auto loaded = rt->Load(core::AsBytes(model_bytes->second), {});
-    if (!loaded) return tl::unexpected(std::move(loaded.error()).Wrap("cannot load '" + path + "'"));
-    std::unique_ptr<runtime::Model> model = std::move(*loaded);
-    if (auto warm = WarmUp(*model, m, archive.files); !warm) {
-      return tl::unexpected(std::move(warm.error()).Wrap("cannot serve '" + path + "'"));
-    }
-
-    auto v = std::make_unique<ModelVersion>();
-    v->name = m.name;
-    v->version = m.version;
-    v->archive = path;
-    v->method = m.entry_method;
-    v->schema = schema;
-    v->metrics = &impl.metrics.Register(m.name, m.version);
-    v->model = std::move(model);
-    BatcherOptions bo;
-    bo.instances = config.instances;
-    bo.max_batch_size = config.max_batch_size;
-    bo.max_queue_delay = std::chrono::microseconds(config.max_queue_delay_us);
-    bo.queue_capacity = config.queue_capacity;
-    bo.batchable = Batchable(schema);
-    const runtime::Model* raw = v->model.get();
-    const std::string method = v->method;
-    v->batcher = std::make_unique<Batcher>(
-        bo, schema,
-        [raw, method](std::span<const runtime::TensorView> inputs) {
-          return raw->RunViews(method, inputs);
-        },
-        v->metrics);
-    const double load_ms = MsSince(started);
-    v->metrics->load_ns.store(static_cast<std::uint64_t>(load_ms * 1e6));
-    log::Info("serve.load", "loaded " + m.name + " " + m.version)
-        .Str("model", m.name)
-        .Str("model_version", m.version)
-        .Str("archive", path)
-        .Str("signer", archive.report.key_id)
-        .Bool("batching", bo.batchable && bo.max_batch_size > 1)
-        .Num("load_ms", load_ms)
-        .Emit();
+    DLSYS_ASSIGN_OR_RETURN(
+        auto v, LoadModelVersion(path, verify, config, *rt, impl.metrics, impl.versions));
     impl.versions.push_back(std::move(v));
   }
   impl.IndexModels();
@@ -213,22 +227,21 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
   http.threads = config.http_threads;
   http.max_connections = config.max_connections;
   http.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
-  http.body_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  http.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
   http.max_header_bytes = config.max_header_bytes;
   http.max_body_bytes = config.max_request_bytes;
   http.tls_cert = config.tls_cert;
   http.tls_key = config.tls_key;
   Impl* p = &impl;
   DLSYS_ASSIGN_OR_RETURN(
-      impl.http, internal::HttpServer::Create(
-                     http,
-                     [p](std::shared_ptr<internal::HttpRequest> request, internal::Reply reply) {
-                       p->Handle(std::move(request), std::move(reply));
-                     },
-                     [p](const internal::HttpRequest& request,
-                         const internal::HttpResponse& response, std::uint64_t bytes) {
-                       p->AccessLog(request, response, bytes);
-                     }));
+      impl.http,
+      internal::HttpServer::Create(
+          http,
+          [p](std::shared_ptr<internal::HttpRequest> request, internal::Reply reply) {
+            p->Handle(std::move(request), std::move(reply));
+          },
+          [p](const internal::HttpRequest& request, const internal::HttpResponse& response,
+              std::uint64_t bytes) { p->AccessLog(request, response, bytes); }));
   DLSYS_ASSIGN_OR_RETURN(impl.port, impl.http->Listen(config.host, config.port));
   return server;
 }
@@ -258,8 +271,7 @@ bool Server::Shutdown() {
   impl.ready.store(false);
   impl.draining.store(true);
   impl.http->SetClosing();
-  const auto until =
-      Clock::now() + std::chrono::milliseconds(impl.config.grace_period_ms);
+  const auto until = Clock::now() + std::chrono::milliseconds(impl.config.grace_period_ms);
   std::int64_t queued = 0;
   for (const auto& v : impl.versions) queued += v->batcher->QueueDepth();
   log::Info("serve.drain", "draining: finishing queued and running requests")

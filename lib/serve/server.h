@@ -38,8 +38,7 @@ class Server {
   // kUsage for the same model version twice; kUnavailable if the address cannot be bound or
   // the runtime module is missing.
   [[nodiscard]] static Result<std::unique_ptr<Server>> Create(
-      const ServeConfig& config, const std::vector<std::string>& archives,
-      const ServerInfo& info);
+      const ServeConfig& config, const std::vector<std::string>& archives, const ServerInfo& info);
   ~Server();
 
   int port() const;

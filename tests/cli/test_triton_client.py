@@ -12,16 +12,13 @@ import json
 import math
 import os
 import re
-import select
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
-import time
 import unittest
 import zlib
 
@@ -329,7 +326,6 @@ SPECS = {
               mask: {data: [[true, false, true, false]]}
         """,
 }
-READY = re.compile(rb"dlsys serve: ready on http://127\.0\.0\.1:(\d+) \((\d+) models?\)")
 MLP_ROWS = [[(i * 7 + j * 3) % 11 / 4.0 - 1.0 for j in range(16)] for i in range(3)]
 
 
@@ -351,50 +347,15 @@ class TritonServe(unittest.TestCase):
             cls.archives.append(out)
 
     def setUp(self):
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [clitest.DLSYS, "serve", *self.archives, "--port", "0", "--allow-unsigned"],
-            stdout=subprocess.PIPE, stderr=self.stderr)
-        port, models = self.wait_ready(timeout=120)
-        self.assertEqual(models, 3)
-        # Drain stdout so a chatty server never blocks on a full pipe.
-        self.drain = threading.Thread(target=lambda: self.proc.stdout.read(), daemon=True)
-        self.drain.start()
-        self.client = TritonWireClient("127.0.0.1", port)
-
-    def wait_ready(self, timeout):
-        fd, got = self.proc.stdout.fileno(), b""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = READY.search(got)
-            if m:
-                return int(m.group(1)), int(m.group(2))
-            left = deadline - time.monotonic()
-            chunk = b""
-            if left > 0 and select.select([fd], [], [], left)[0]:
-                chunk = os.read(fd, 4096)
-            if not chunk:
-                self.stop()
-                self.stderr.seek(0)
-                self.fail("no ready line; exit %s; stdout %r; stderr %s" % (
-                    self.proc.returncode, got, self.stderr.read().decode(errors="replace")))
-            got += chunk
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
+        self.server = clitest.Serve(*self.archives, "--allow-unsigned")
+        self.addCleanup(self.server.kill)
+        self.assertIn("(3 models)", self.server.ready_line)
+        self.client = TritonWireClient("127.0.0.1", self.server.port)
 
     def tearDown(self):
         if hasattr(self, "client"):
             self.client.close()
-        self.stop()
-        self.stderr.close()
+        self.assertEqual(self.server.stop(), EXIT_OK, self.server.stderr())
 
     # -- helpers ------------------------------------------------------------------------------
     def meta(self, model):

@@ -230,6 +230,13 @@ class BatcherTest : public ::testing::Test {
     ASSERT_TRUE(model_.WaitForCalls(before + 1));
   }
 
+  // Opens the gate when it goes out of scope: declare it after a future whose destructor
+  // waits for Stop or Drain, so a failed assertion cannot leave the worker held forever.
+  struct OpenGateOnExit {
+    FakeModel& model;
+    ~OpenGateOnExit() { model.Open(); }
+  };
+
   FakeModel model_;
   ModelMetrics metrics_;
   std::unique_ptr<Batcher> batcher_;
@@ -266,7 +273,12 @@ TEST_F(BatcherTest, LongDelayWaitsUntilTheBatchIsFull) {
   // The delay is far longer than submitting 8 requests takes; the batch flushes when full.
   Batcher& b = Start(Options(8, 10s));
   std::vector<Pending> jobs(8);
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
+  ASSERT_EQ(b.Submit(MakeJob(jobs[0], 1, 4, 0)), Batcher::Submitted::kQueued);
+  // Once the worker holds the first request (the queue is empty) it must wait for company.
+  const auto give_up = Clock::now() + kPatience;
+  while (b.QueueDepth() != 0 && Clock::now() < give_up) std::this_thread::yield();
+  ASSERT_EQ(b.QueueDepth(), 0);
+  for (std::size_t i = 1; i < jobs.size(); ++i) {
     ASSERT_EQ(b.Submit(MakeJob(jobs[i], 1, 4, 10.0f * static_cast<float>(i))),
               Batcher::Submitted::kQueued);
   }
@@ -595,6 +607,7 @@ TEST_F(BatcherTest, DrainRefusesNewJobsAndWaitsForQueuedAndRunningOnes) {
     ASSERT_EQ(b.Submit(MakeJob(jobs[i], 1, 3, static_cast<float>(i))), Batcher::Submitted::kQueued);
   }
   auto drained = std::async(std::launch::async, [&b] { return b.Drain(Clock::now() + kPatience); });
+  OpenGateOnExit open_gate{model_};
   // While the model is held, Drain cannot have finished (always true when Drain is correct).
   EXPECT_EQ(drained.wait_for(50ms), std::future_status::timeout);
   model_.Open();
@@ -647,6 +660,7 @@ TEST_F(BatcherTest, StopFailsQueuedJobsAsOverloadedAndJoins) {
     ASSERT_EQ(b.Submit(MakeJob(jobs[i], 1, 3, static_cast<float>(i))), Batcher::Submitted::kQueued);
   }
   auto stopped = std::async(std::launch::async, [&b] { b.Stop(); });
+  OpenGateOnExit open_gate{model_};
   for (auto& p : jobs) {
     auto r = Await(p);
     ASSERT_TRUE(r);

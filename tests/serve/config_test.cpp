@@ -51,7 +51,7 @@ port: 0
 http_threads: 4
 max_connections: 1000
 idle_timeout_ms: 5000
-header_timeout_ms: 2000
+body_timeout_ms: 2000
 max_header_bytes: 8192
 max_request_bytes: 17179869184
 instances: 2
@@ -78,7 +78,7 @@ allow_unsigned: true
   EXPECT_EQ(c.http_threads, 4);
   EXPECT_EQ(c.max_connections, 1000);
   EXPECT_EQ(c.idle_timeout_ms, 5000u);
-  EXPECT_EQ(c.header_timeout_ms, 2000u);
+  EXPECT_EQ(c.body_timeout_ms, 2000u);
   EXPECT_EQ(c.max_header_bytes, 8192u);
   EXPECT_EQ(c.max_request_bytes, 17179869184u);
   EXPECT_EQ(c.instances, 2);

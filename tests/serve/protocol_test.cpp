@@ -799,3 +799,19 @@ TEST(ProtocolDTypeTest, KServeNames) {
 
 }  // namespace
 }  // namespace dlsys::serve
+
+namespace dlsys::serve {
+namespace {
+
+// Found by tests/fuzz/infer_fuzz.cpp: an empty body reached simdjson with a null pointer.
+TEST(ProtocolParseTest, EmptyBodyIsA400) {
+  for (std::optional<std::size_t> length : {std::optional<std::size_t>(), std::optional<std::size_t>(0)}) {
+    auto parsed = ParseInferRequest({}, length, Schema());
+    ASSERT_FALSE(parsed.has_value());
+    EXPECT_EQ(parsed.error().status, 400);
+    EXPECT_NE(parsed.error().message.find("empty"), std::string::npos) << parsed.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace dlsys::serve

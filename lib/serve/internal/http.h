@@ -34,8 +34,9 @@ struct HttpRequest {
   bool has_inference_header = false;
   std::string content_encoding;
   std::string traceparent;
-  std::string request_id;  // X-Request-ID
-  std::string peer;        // "127.0.0.1:53122"
+  std::string request_id;    // X-Request-ID
+  std::string peer_address;  // "127.0.0.1"
+  int peer_port = 0;
   bool keep_alive = true;
   std::chrono::steady_clock::time_point received;  // when the headers were complete
 };
@@ -66,8 +67,9 @@ using Reply = std::function<void(HttpResponse&&)>;
 using HttpHandler = std::function<void(std::shared_ptr<HttpRequest> request, Reply reply)>;
 // Called after each response was written (or failed to be), for the access log. `request`
 // may be a partial one (method/target empty) when the request could not be read.
+// `response_body_bytes` is the size of the body written (0 if the write failed).
 using HttpDoneFn = std::function<void(const HttpRequest& request, const HttpResponse& response,
-                                      std::uint64_t response_bytes)>;
+                                      std::uint64_t response_body_bytes)>;
 
 struct HttpOptions {
   int threads = 2;

@@ -37,11 +37,12 @@ struct Server::Impl {
   ServeConfig config;
   ServerInfo info;
   Metrics metrics;
-  std::vector<std::unique_ptr<ModelVersion>> versions;          // in load order
-  std::map<std::string, std::vector<ModelVersion*>> by_name;    // highest version first
+  std::vector<std::unique_ptr<ModelVersion>> versions;        // in load order
+  std::map<std::string, std::vector<ModelVersion*>> by_name;  // highest version first
   std::optional<std::array<unsigned char, 32>> token_digest;
   std::uint64_t sampler_threshold = 0;  // log_sample_rate * 1e9
   std::atomic<std::uint64_t> request_counter{0};
+  std::uint64_t request_id_seed = 0;  // random per process: made-up request ids do not repeat
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
   int port = 0;
