@@ -541,7 +541,7 @@ tl::expected<InferRequest, ProtocolError> ParseInferRequest(std::span<const std:
   const std::size_t json_size = json_length.value_or(body.size());
   if (json_size == 0) {
     return Fail(
-        "the request has no JSON: send an inference request object "
+        "the request JSON is empty: send an inference request object "
         "({\"inputs\": [...]})");
   }
   if (json_size > limits.max_json_bytes) {
