@@ -77,11 +77,17 @@ Result<std::string> ReadToken(const std::string& path) {
   return token;
 }
 
-// Loads one archive through LoadVerified, warms its model up and gives it a batcher.
-Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
-    const std::string& path, const package::VerifyOptions& verify, const ServeConfig& config,
-    runtime::Runtime& rt, Metrics& metrics,
-    const std::vector<std::unique_ptr<ModelVersion>>& loaded_so_far) {
+// An archive that verified, with its schema: checked before libtorch loads, so a bad archive
+// costs no runtime start-up.
+struct Checked {
+  std::string path;
+  package::VerifiedArchive archive;
+  ModelSchema schema;
+  double verify_ms = 0;
+};
+
+Result<Checked> VerifyArchive(const std::string& path, const package::VerifyOptions& verify,
+                              const std::vector<Checked>& so_far) {
   const auto started = Clock::now();
   DLSYS_ASSIGN_OR_RETURN(package::VerifiedArchive archive, package::LoadVerified(path, verify));
   if (!archive.report.ok) {
@@ -94,10 +100,10 @@ Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
                 "archive '" + path + "' does not verify", std::move(details));
   }
   const auto& m = archive.manifest;
-  for (const auto& other : loaded_so_far) {
-    if (other->name == m.name && other->version == m.version) {
+  for (const auto& other : so_far) {
+    if (other.archive.manifest.name == m.name && other.archive.manifest.version == m.version) {
       return Fail(Code::kUsage, "model " + m.name + " " + m.version + " is given twice ('" +
-                                    other->archive + "' and '" + path + "')");
+                                    other.path + "' and '" + path + "')");
     }
   }
   DLSYS_ASSIGN_OR_RETURN(ModelSchema schema, SchemaOf(m));
@@ -109,6 +115,20 @@ Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
                 {"re-pack with inputs and outputs in the spec (or with examples, from which "
                  "pack derives the outputs)"});
   }
+  if (archive.files.find(m.entry_file) == archive.files.end()) {
+    return Fail(Code::kInvalid, "archive '" + path + "' holds no " + m.entry_file);
+  }
+  return Checked{path, std::move(archive), std::move(schema), MsSince(started)};
+}
+
+// Loads a verified archive's model, warms it up and gives it a batcher.
+Result<std::unique_ptr<ModelVersion>> LoadModelVersion(Checked checked, const ServeConfig& config,
+                                                       runtime::Runtime& rt, Metrics& metrics) {
+  const auto started = Clock::now();
+  const std::string& path = checked.path;
+  const auto& archive = checked.archive;
+  const auto& m = archive.manifest;
+  const ModelSchema& schema = checked.schema;
   const auto model_bytes = archive.files.find(m.entry_file);
   if (model_bytes == archive.files.end()) {
     return Fail(Code::kInvalid, "archive '" + path + "' holds no " + m.entry_file);
@@ -142,7 +162,7 @@ Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
         return raw->RunViews(method, inputs);
       },
       v->metrics);
-  const double load_ms = MsSince(started);
+  const double load_ms = checked.verify_ms + MsSince(started);
   v->metrics->load_ns.store(static_cast<std::uint64_t>(load_ms * 1e6));
   log::Info("serve.load", "loaded " + m.name + " " + m.version)
       .Str("model", m.name)
@@ -201,6 +221,12 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
                  "or --allow-unsigned to serve unsigned archives on a development machine"});
   }
 
+  std::vector<Checked> checked;
+  for (const auto& path : archives) {
+    DLSYS_ASSIGN_OR_RETURN(Checked c, VerifyArchive(path, verify, checked));
+    checked.push_back(std::move(c));
+  }
+
   DLSYS_ASSIGN_OR_RETURN(runtime::Runtime * rt, runtime::GetRuntime());
   if (config.intra_op_threads > 0) {
     DLSYS_TRY(rt->SetThreads({.intra_op = config.intra_op_threads, .inter_op = 1}));
@@ -216,9 +242,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
       .Str("blas.detail", blas.detail)
       .Emit();
 
-  for (const auto& path : archives) {
-    DLSYS_ASSIGN_OR_RETURN(
-        auto v, LoadModelVersion(path, verify, config, *rt, impl.metrics, impl.versions));
+  for (auto& c : checked) {
+    DLSYS_ASSIGN_OR_RETURN(auto v, LoadModelVersion(std::move(c), config, *rt, impl.metrics));
     impl.versions.push_back(std::move(v));
   }
   impl.IndexModels();
