@@ -151,14 +151,14 @@ void RegisterServe(CLI::App& app, RunFn& run) {
                   "executions running at once per model version (default 1)")
       ->check(CLI::Range(1, 64));
   sub->add_option("--intra-op-threads", o->intra_op_threads,
-                  "libtorch threads per forward (default 0 = libtorch's choice)")
+                  "libtorch threads per forward (default 0 = the number of cores)")
       ->check(CLI::Range(0, 256));
   sub->add_option("--max-batch-size", o->max_batch_size,
-                  "rows per execution when batching requests (default 8; 1 disables batching)")
+                  "rows per execution when batching requests (default 32; 1 disables batching)")
       ->check(CLI::Range(1, 4096));
   sub->add_option("--max-queue-delay-us", o->max_queue_delay_us,
-                  "how long the oldest queued request waits for others to batch with (default "
-                  "500 us)")
+                  "how long the oldest queued request waits for others to batch with (default 0: "
+                  "batch what queued while the model was busy)")
       ->check(CLI::Range(0, 10000000));
   sub->add_option("--queue-capacity", o->queue_capacity,
                   "queued requests per model version before 503 + Retry-After (default 1024)")

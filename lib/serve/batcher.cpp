@@ -156,6 +156,14 @@ void Batcher::Stop() {
   workers_.clear();
 }
 
+void Batcher::Expire(std::unique_ptr<Job> job) {
+  JobResult r;
+  r.failure = FailureReason::kDeadline;
+  r.message = "the request's deadline passed while it was queued";
+  r.queue_ns = Ns(Clock::now() - job->enqueued);
+  Complete(std::move(job), std::move(r));
+}
+
 void Batcher::Complete(std::unique_ptr<Job> job, JobResult&& result) {
   auto done = std::move(job->done);
   job.reset();  // release the body before answering
@@ -167,7 +175,9 @@ void Batcher::Worker() {
   std::vector<std::unique_ptr<Job>> expired;
   std::unique_lock lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    work_cv_.wait(lock, [this] {
+      return stopping_ || (!queue_.empty() && executing_ < options_.instances);
+    });
     if (stopping_) return;
     // Take the oldest live request, then fill the batch until it is full or the oldest has
     // waited max_queue_delay.
@@ -210,20 +220,20 @@ void Batcher::Worker() {
     }
     if (metrics_) metrics_->queue_depth.store(static_cast<std::int64_t>(queue_.size()));
     running_ += static_cast<int>(batch.size() + expired.size());
+    if (!batch.empty()) ++executing_;
     lock.unlock();
-    for (auto& job : expired) {
-      JobResult r;
-      r.failure = FailureReason::kDeadline;
-      r.message = "the request's deadline passed while it was queued";
-      r.queue_ns = Ns(Clock::now() - job->enqueued);
-      Complete(std::move(job), std::move(r));
-    }
+    for (auto& job : expired) Expire(std::move(job));
     const int finished = static_cast<int>(batch.size() + expired.size());
     expired.clear();
-    if (!batch.empty()) RunBatch(batch);
+    const bool ran = !batch.empty();
+    if (ran) RunBatch(batch);
     batch.clear();
     lock.lock();
     running_ -= finished;
+    if (ran) {
+      --executing_;
+      if (!queue_.empty()) work_cv_.notify_one();
+    }
     if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
   }
 }

@@ -93,6 +93,7 @@ class Batcher {
   void Worker();
   void RunBatch(std::vector<std::unique_ptr<Job>>& jobs);
   void Complete(std::unique_ptr<Job> job, JobResult&& result);
+  void Expire(std::unique_ptr<Job> job);  // completes with kDeadline
 
   BatcherOptions options_;
   ModelSchema schema_;
@@ -102,7 +103,8 @@ class Batcher {
   std::condition_variable work_cv_;
   std::condition_variable idle_cv_;
   std::deque<std::unique_ptr<Job>> queue_;
-  int running_ = 0;  // jobs taken by workers, not yet completed
+  int running_ = 0;    // jobs taken by workers, not yet completed
+  int executing_ = 0;  // executions in progress, at most instances
   bool accepting_ = true;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

@@ -27,8 +27,8 @@ struct ServeConfig {
   // Models.
   int instances = 1;         // instances:   model executions running at once per version
   int intra_op_threads = 0;  // intra_op_threads: libtorch threads per forward; 0 = cores
-  int max_batch_size = 8;    // max_batch_size: rows per execution (1 = no batching)
-  std::uint64_t max_queue_delay_us = 500;  // max_queue_delay_us: wait for more rows to batch
+  int max_batch_size = 32;   // max_batch_size: rows per execution (1 = no batching)
+  std::uint64_t max_queue_delay_us = 0;  // max_queue_delay_us: wait for more rows to batch
   int queue_capacity = 1024;               // queue_capacity: queued requests per version before 503
   std::uint64_t request_timeout_ms = 30000;  // request_timeout_ms: deadline of every request
   std::uint64_t grace_period_ms = 30000;     // grace_period_ms: drain time on SIGTERM/SIGINT

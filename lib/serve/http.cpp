@@ -75,6 +75,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Session(HttpServer::Impl& server, Args&&... args)
       : server_(server), stream_(std::forward<Args>(args)...) {
     server_.connections.fetch_add(1);
+    // Large bodies arrive in 64 KiB reads rather than Beast's default 512 bytes.
+    buffer_.reserve(64 * 1024);
   }
   ~Session() { server_.connections.fetch_sub(1); }
 

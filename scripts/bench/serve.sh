@@ -34,7 +34,7 @@ MEM_REQUESTS=${MEM_REQUESTS:-1000000}
 WRK_T=${WRK_THREADS:-1}
 SWEEP=${SWEEP:-1}
 # one flag set measured on both models: the candidate for new defaults
-CANDIDATE=${CANDIDATE_FLAGS:---http-threads 2 --instances 1 --intra-op-threads 1 --max-batch-size 64 --max-queue-delay-us 0}
+CANDIDATE=${CANDIDATE_FLAGS:---http-threads 2 --instances 1 --intra-op-threads 2 --max-batch-size 32 --max-queue-delay-us 0}
 read -r -a CAND <<<"$CANDIDATE"
 LUA=$ROOT/scripts/bench/serve.lua
 PYSERVER=$ROOT/scripts/bench/py_server.py

@@ -788,3 +788,4 @@ TEST_F(BatcherTest, MetricsCountExecutionsAndQueueDepthReturnsToZero) {
 
 }  // namespace
 }  // namespace dlsys::serve
+
