@@ -125,4 +125,88 @@ std::size_t CharCount(std::string_view s) {
   return chars;
 }
 
+namespace {
+
+constexpr char kJsonHex[] = "0123456789abcdef";
+
+void AppendU16(std::string& out, unsigned unit) {
+  const char esc[6] = {'\\',
+                       'u',
+                       kJsonHex[(unit >> 12) & 0xf],
+                       kJsonHex[(unit >> 8) & 0xf],
+                       kJsonHex[(unit >> 4) & 0xf],
+                       kJsonHex[unit & 0xf]};
+  out.append(esc, sizeof esc);
+}
+
+}  // namespace
+
+void AppendJsonUnicodeEscape(std::string& out, char32_t cp) {
+  if (cp >= 0x10000) {
+    const auto v = static_cast<unsigned>(cp - 0x10000);
+    AppendU16(out, 0xd800 + (v >> 10));
+    AppendU16(out, 0xdc00 + (v & 0x3ff));
+  } else {
+    AppendU16(out, static_cast<unsigned>(cp));
+  }
+}
+
+void AppendAsciiJsonString(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    // Runs of printable ASCII are copied at once: the common case.
+    std::size_t run = i;
+    while (run < s.size()) {
+      const auto c = static_cast<unsigned char>(s[run]);
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') break;
+      ++run;
+    }
+    out.append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:  // other C0 controls and DEL
+          AppendJsonUnicodeEscape(out, c);
+      }
+      ++i;
+      continue;
+    }
+    char32_t cp = 0;
+    const std::size_t n = DecodeUtf8At(s, i, &cp);
+    if (n == 0) {
+      AppendJsonUnicodeEscape(out, 0xfffd);
+      ++i;
+      continue;
+    }
+    AppendJsonUnicodeEscape(out, cp);
+    i += n;
+  }
+  out.push_back('"');
+}
+
 }  // namespace dlsys::core

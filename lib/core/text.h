@@ -37,4 +37,13 @@ std::string TruncateMiddle(std::string_view s, std::size_t max_chars);
 // The number of characters in s as Truncate counts them (for aligning columns).
 std::size_t CharCount(std::string_view s);
 
+// Appends s to out as a JSON string literal (with the quotes), ASCII-only: " \ and the
+// controls \b \f \n \r \t escaped by name, other C0 controls and DEL as \u00XX, every
+// well-formed non-ASCII UTF-8 sequence as \uXXXX (a surrogate pair above U+FFFF), and each
+// byte that is not part of well-formed UTF-8 as \ufffd. For logs and protocol responses (not
+// for RFC 8785 canonical JSON, which keeps UTF-8 as it is).
+void AppendAsciiJsonString(std::string& out, std::string_view s);
+// Appends \uXXXX for a code point (a surrogate pair above U+FFFF).
+void AppendJsonUnicodeEscape(std::string& out, char32_t cp);
+
 }  // namespace dlsys::core

@@ -9,90 +9,6 @@
 #include "core/utf8.h"
 
 namespace dlsys::log::internal {
-namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
-
-void AppendU16(std::string& out, unsigned unit) {
-  const char esc[6] = {'\\',
-                       'u',
-                       kHex[(unit >> 12) & 0xf],
-                       kHex[(unit >> 8) & 0xf],
-                       kHex[(unit >> 4) & 0xf],
-                       kHex[unit & 0xf]};
-  out.append(esc, sizeof esc);
-}
-
-// A non-ASCII code point as \uXXXX, or a surrogate pair above U+FFFF.
-void AppendCodePoint(std::string& out, char32_t cp) {
-  if (cp >= 0x10000) {
-    const auto v = static_cast<unsigned>(cp - 0x10000);
-    AppendU16(out, 0xd800 + (v >> 10));
-    AppendU16(out, 0xdc00 + (v & 0x3ff));
-  } else {
-    AppendU16(out, static_cast<unsigned>(cp));
-  }
-}
-
-}  // namespace
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.reserve(out.size() + s.size() + 2);
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    // Runs of printable ASCII are copied at once: the common case.
-    std::size_t run = i;
-    while (run < s.size()) {
-      const auto c = static_cast<unsigned char>(s[run]);
-      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') break;
-      ++run;
-    }
-    out.append(s.data() + i, run - i);
-    i = run;
-    if (i == s.size()) break;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:  // other C0 controls and DEL
-          AppendU16(out, c);
-      }
-      ++i;
-      continue;
-    }
-    char32_t cp = 0;
-    const std::size_t n = core::DecodeUtf8At(s, i, &cp);
-    if (n == 0) {
-      AppendU16(out, 0xfffd);
-      ++i;
-      continue;
-    }
-    AppendCodePoint(out, cp);
-    i += n;
-  }
-  out.push_back('"');
-}
 
 void AppendJsonVerbatim(std::string& out, std::string_view json) {
   out.reserve(out.size() + json.size());
@@ -101,7 +17,8 @@ void AppendJsonVerbatim(std::string& out, std::string_view json) {
     const auto c = static_cast<unsigned char>(json[i]);
     if (c < 0x80) {
       if (c == 0x7f) {
-        AppendU16(out, c);  // legal only inside a string, where the escape means the same
+        core::AppendJsonUnicodeEscape(
+            out, c);  // legal only inside a string, where the escape means the same
       } else {
         out.push_back(c < 0x20 ? ' ' : static_cast<char>(c));
       }
@@ -111,11 +28,11 @@ void AppendJsonVerbatim(std::string& out, std::string_view json) {
     char32_t cp = 0;
     const std::size_t n = core::DecodeUtf8At(json, i, &cp);
     if (n == 0) {
-      AppendU16(out, 0xfffd);
+      core::AppendJsonUnicodeEscape(out, 0xfffd);
       ++i;
       continue;
     }
-    AppendCodePoint(out, cp);
+    core::AppendJsonUnicodeEscape(out, cp);
     i += n;
   }
 }

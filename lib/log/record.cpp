@@ -22,7 +22,7 @@ struct Record::Impl {
   void Key(std::string_view key) {
     if (json()) {
       fields.push_back(',');
-      internal::AppendJsonString(fields, key);
+      core::AppendAsciiJsonString(fields, key);
       fields.push_back(':');
     } else {
       fields.push_back(' ');
@@ -39,15 +39,15 @@ struct Record::Impl {
     line += "\",\"log.level\":\"";
     line += LevelName(level);
     line += "\",\"message\":";
-    internal::AppendJsonString(line, message);
+    core::AppendAsciiJsonString(line, message);
     line += ",\"ecs.version\":\"8.11.0\",\"severity\":";
     line += std::to_string(SeverityNumber(level));
     line += ",\"event\":";
-    internal::AppendJsonString(line, event);
+    core::AppendAsciiJsonString(line, event);
     line += ",\"service\":";
-    internal::AppendJsonString(line, state->service);
+    core::AppendAsciiJsonString(line, state->service);
     line += ",\"host\":";
-    internal::AppendJsonString(line, state->host);
+    core::AppendAsciiJsonString(line, state->host);
     line += ",\"pid\":";
     line += std::to_string(state->pid);
     line += fields;
@@ -102,7 +102,7 @@ Record& Record::Str(std::string_view key, std::string_view value) {
   if (!impl_) return *this;
   impl_->Key(key);
   if (impl_->json()) {
-    internal::AppendJsonString(impl_->fields, value);
+    core::AppendAsciiJsonString(impl_->fields, value);
   } else {
     internal::AppendTextValue(impl_->fields, value);
   }

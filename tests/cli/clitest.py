@@ -221,13 +221,33 @@ def signal_at_hook(test, args, point, sig, env=None, timeout=300):
             proc.wait()
 
 
+def lnav_query(log, sql, workdir):
+    """Rows of an SQL query run by Debian's lnav over `log`, through the shipped format file
+    only (share/lnav/dlsys_log.json in a config dir under `workdir`, HOME there too). lnav exits
+    0 even when the query fails, so any stderr output raises."""
+    lnav = shutil.which("lnav")
+    if lnav is None:
+        raise RuntimeError("lnav is not installed: scripts/install-deps.sh installs it")
+    cfg = os.path.join(workdir, "lnav-cfg")
+    os.makedirs(os.path.join(cfg, "formats", "dlsys"), exist_ok=True)
+    shutil.copy(os.path.join(SOURCE_DIR, "share", "lnav", "dlsys_log.json"),
+                os.path.join(cfg, "formats", "dlsys", "dlsys_log.json"))
+    home = os.path.join(workdir, "home")
+    os.makedirs(home, exist_ok=True)
+    env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"))
+    r = subprocess.run([lnav, "-N", "-I", cfg, "-n", "-c", ";" + sql, "-c", ":write-json-to -",
+                        log], capture_output=True, text=True, env=env, timeout=120)
+    if r.returncode != 0 or r.stderr:
+        raise AssertionError("lnav failed (exit %d): %s" % (r.returncode, r.stderr))
+    return json.loads(r.stdout)
+
+
 class Serve:
     """A running `dlsys serve ARGS --port 0`: waits for its ready line on stdout (no sleeps),
     talks HTTP/1.1 keep-alive to it, and stops it by its own PID. stderr goes to a file so a
     chatty log can never block the server."""
 
     def __init__(self, *args, env=None, timeout=120, stderr_path=None):
-        import http.client  # noqa: F401  (used by request)
         import select
         full_env = dict(os.environ)
         if env:

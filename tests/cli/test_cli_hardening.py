@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 from clitest import (canonical_json, DLSYS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE,
-                     EXIT_VERIFY_FAILED, TempDirTest, make_model, run, signal_at_hook, validate)
+                     EXIT_VERIFY_FAILED, TempDirTest, make_model, signal_at_hook, validate)
 
 MTIME = 1700000000
 CREATED = "2023-11-14T22:13:20Z"

@@ -6,7 +6,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tarfile
 import textwrap
 import unittest
 import xml.etree.ElementTree as ET

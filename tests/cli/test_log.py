@@ -4,13 +4,11 @@ errors, and lnav reads the log through share/lnav/dlsys_log.json."""
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import (EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, SOURCE_DIR, TempDirTest, make_model,
+from clitest import (lnav_query, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, SOURCE_DIR, TempDirTest, make_model,
                      run, validate)
 
 FIXED = ["@timestamp", "log.level", "message", "ecs.version", "severity", "event", "service",
@@ -199,22 +197,7 @@ class Log(TempDirTest):
                     validate(bad, "log-record.schema.json")
 
     def lnav(self, log, sql):
-        """Runs an SQL query in lnav over `log` with the shipped format only; returns the rows.
-        lnav exits 0 even when the query fails, so stderr must be empty."""
-        lnav = shutil.which("lnav")
-        self.assertIsNotNone(lnav, "lnav is not installed: scripts/install-deps.sh installs it")
-        cfg = self.path("lnav-cfg")
-        os.makedirs(os.path.join(cfg, "formats", "dlsys"), exist_ok=True)
-        shutil.copy(LNAV_FORMAT, os.path.join(cfg, "formats", "dlsys", "dlsys_log.json"))
-        home = self.path("home")
-        os.makedirs(home, exist_ok=True)
-        env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"))
-        r = subprocess.run([lnav, "-N", "-I", cfg, "-n", "-c", ";" + sql, "-c",
-                            ":write-json-to -", log], capture_output=True, text=True, env=env,
-                           timeout=120)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stderr, "", "lnav reported an error")
-        return json.loads(r.stdout)
+        return lnav_query(log, sql, self.dir)
 
     def test_lnav_reads_every_record_through_the_shipped_format(self):
         log = self.log_path()

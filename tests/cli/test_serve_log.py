@@ -20,7 +20,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import EXIT_OK, SOURCE_DIR, Serve, TempDirTest, run, validate  # noqa: E402
+from clitest import lnav_query, EXIT_OK, SOURCE_DIR, Serve, TempDirTest, run, validate  # noqa: E402
 
 FIXED = ["@timestamp", "log.level", "message", "ecs.version", "severity", "event", "service",
          "host", "pid"]
@@ -443,22 +443,7 @@ class AccessLog(ServeLogTest):
 
 class Lnav(ServeLogTest):
     def lnav(self, log, sql):
-        """Rows of an SQL query in lnav over `log`, with the shipped format only. lnav exits 0
-        even when the query fails, so stderr must be empty."""
-        lnav = shutil.which("lnav")
-        self.assertIsNotNone(lnav, "lnav is not installed: scripts/install-deps.sh installs it")
-        cfg = self.path("lnav-cfg")
-        os.makedirs(os.path.join(cfg, "formats", "dlsys"), exist_ok=True)
-        shutil.copy(LNAV_FORMAT, os.path.join(cfg, "formats", "dlsys", "dlsys_log.json"))
-        home = self.path("home")
-        os.makedirs(home, exist_ok=True)
-        env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"))
-        r = subprocess.run([lnav, "-N", "-I", cfg, "-n", "-c", ";" + sql, "-c",
-                            ":write-json-to -", log], capture_output=True, text=True, env=env,
-                           timeout=120)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stderr, "", "lnav reported an error")
-        return json.loads(r.stdout)
+        return lnav_query(log, sql, self.dir)
 
     def test_lnav_queries_the_server_log(self):
         s, log = self.json_serve("--log-sample-rate", "1")

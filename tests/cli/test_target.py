@@ -4,7 +4,6 @@ import json
 import os
 import sys
 import tarfile
-import textwrap
 import unittest
 
 import yaml  # python3-yaml, installed by scripts/install-deps.sh

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/text.h"
 #include "log/internal/format.h"
 #include "test_tmp.h"
 
@@ -41,7 +42,7 @@ bool AsciiOnly(const std::string& s) {
 
 std::string JsonString(std::string_view s) {
   std::string out;
-  internal::AppendJsonString(out, s);
+  core::AppendAsciiJsonString(out, s);
   return out;
 }
 

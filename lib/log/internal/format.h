@@ -8,15 +8,9 @@
 
 namespace dlsys::log::internal {
 
-// Appends s to out as a JSON string literal (with the quotes), ASCII-only: " \ and the
-// controls \b \f \n \r \t escaped by name, other C0 controls and DEL as \u00XX, every
-// well-formed non-ASCII UTF-8 sequence as \uXXXX (a surrogate pair above U+FFFF), and each
-// byte that is not part of well-formed UTF-8 as \ufffd (U+FFFD REPLACEMENT CHARACTER).
-void AppendJsonString(std::string& out, std::string_view s);
-
 // Appends json, trusted to be valid JSON, kept on one line and ASCII-only: control bytes
 // (legal only as white space between tokens) become spaces, and non-ASCII UTF-8 (legal only
-// inside strings) is escaped as in AppendJsonString.
+// inside strings) is escaped as in core::AppendAsciiJsonString.
 void AppendJsonVerbatim(std::string& out, std::string_view json);
 
 // Appends the shortest text that reads back as exactly v (std::to_chars), or null when v is

@@ -7,12 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "core/text.h"
+
 namespace dlsys::serve::internal {
 
-// Appends `text` as a JSON string literal (with the quotes) in pure ASCII: ", \ and control
-// characters escaped, non-ASCII as \uXXXX (surrogate pairs above U+FFFF), each byte that is not
-// part of well-formed UTF-8 as \ufffd.
-void AppendJsonString(std::string& out, std::string_view text);
+// JSON string literals in pure ASCII: the one implementation in lib/core.
+inline void AppendJsonString(std::string& out, std::string_view text) {
+  core::AppendAsciiJsonString(out, text);
+}
 
 // Appends "[2,-1,4]".
 void AppendShape(std::string& out, std::span<const std::int64_t> shape);
