@@ -3,13 +3,16 @@
 that answers the same KServe v2 JSON infer request with torch.jit.load + a forward.
 
   /usr/bin/python3 scripts/bench/py_server.py MODEL.pt --name NAME [--output y]
-                   [--framework http|flask] [--port 0] [--threads N] [--nagle]
+                   [--framework http|flask] [--port 0] [--threads N] [--nagle] [--stock]
 
 POST /v2/models/NAME/infer   {"inputs":[{"name":..,"datatype":"FP32","shape":[..],"data":[..]}]}
 GET  /v2/health/ready        200
 Prints 'py_server: ready on http://127.0.0.1:PORT' on stdout once the model is loaded.
 http: http.server.ThreadingHTTPServer, flask: Flask's threaded (werkzeug) server; both with HTTP/1.1
-keep-alive and TCP_NODELAY (without it, headers and body written apart meet delayed ACKs: 40 ms). JSON only, FP32 only: just enough to be a fair comparison.
+keep-alive and TCP_NODELAY (without it, headers and body written apart meet delayed ACKs: 40 ms).
+--stock (flask): Flask's server exactly as `app.run(threaded=True)` starts it, the way a
+hand-written model server is usually run: werkzeug's default handler (HTTP/1.0, a connection per
+request, Nagle on). JSON only, FP32 only: just enough to be a fair comparison.
 """
 import argparse
 import json
@@ -71,7 +74,7 @@ def serve_http(infer, name, host, port, nagle=False):
     srv.serve_forever()
 
 
-def serve_flask(infer, name, host, port):
+def serve_flask(infer, name, host, port, stock=False):
     import logging
     import socket
 
@@ -96,7 +99,9 @@ def serve_flask(infer, name, host, port):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
 
-    srv = make_server(host, port, app, threaded=True, request_handler=Handler)
+    # app.run(threaded=True) = make_server(..., threaded=True) with the default handler.
+    srv = make_server(host, port, app, threaded=True,
+                      request_handler=WSGIRequestHandler if stock else Handler)
     port = srv.socket.getsockname()[1] if srv.socket.family != socket.AF_UNIX else port
     print("py_server: ready on http://%s:%d" % (host, port), flush=True)
     srv.serve_forever()
@@ -112,6 +117,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--nagle", action="store_true",
                     help="http: keep Nagle's algorithm on (the stock handler's behaviour)")
+    ap.add_argument("--stock", action="store_true",
+                    help="flask: the server as app.run(threaded=True) starts it (HTTP/1.0, Nagle on)")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
     a = ap.parse_args()
     if a.threads:
@@ -119,7 +126,7 @@ def main():
     model = torch.jit.load(a.model).eval()
     infer = make_infer(model, a.name, a.output)
     if a.framework == "flask":
-        serve_flask(infer, a.name, a.host, a.port)
+        serve_flask(infer, a.name, a.host, a.port, stock=a.stock)
     else:
         serve_http(infer, a.name, a.host, a.port, nagle=a.nagle)
 

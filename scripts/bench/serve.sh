@@ -195,6 +195,12 @@ wrk_run 8 "$SWEEP_SECS" "$URL$MLP_URL_PATH" mlp16.json
 stop
 row 1 "Python http.server without TCP_NODELAY (--nagle, stock handler)" "$(j rps "$W")" "$(j p50_ms "$W")" "$(j p99_ms "$W")" "$(j non2xx "$W")"
 PY_NAGLE_RPS=$(j rps "$W")
+# Flask as people run it: app.run(threaded=True) (HTTP/1.0, a connection per request, Nagle on)
+start py-flask-stock "$PY" "$PYSERVER" mlp16.pt --name mlp16 --framework flask --stock
+wrk_run 8 "$SECS" "$URL$MLP_URL_PATH" mlp16.json
+stop
+row 1 "Python Flask as app.run(threaded=True) starts it (--stock: HTTP/1.0, Nagle on)" "$(j rps "$W")" "$(j p50_ms "$W")" "$(j p99_ms "$W")" "$(j non2xx "$W")"
+PY_FLASK_STOCK_RPS=$(j rps "$W")
 
 # nginx: a fixed reply of the same size as dlsys's, one worker (wrk has the other core)
 REPLY='{"model_name":"mlp16","model_version":"1.0.0","outputs":[{"name":"y","datatype":"FP32","shape":[1,4],"data":[3.4282649,-2.1064737,1.6156892,-1.9273162]}]}'
@@ -377,6 +383,7 @@ echo "|---|---|---|---|---|---|---|"
 awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RESULTS"
 echo
 echo "Targets:"
+echo "- mlp16: dlsys defaults / stock Flask (app.run) = $(awk -v a="$DLSYS_DEFAULT_RPS" -v b="$PY_FLASK_STOCK_RPS" 'BEGIN {printf "%.1f", a / b}')x (goal >= 40x) $(ok "$DLSYS_DEFAULT_RPS >= 40 * $PY_FLASK_STOCK_RPS")"
 echo "- mlp16: dlsys (${BEST[*]}) / Python http.server = $(awk -v a="$DLSYS_BEST_RPS" -v b="$PY_RPS" 'BEGIN {printf "%.1f", a / b}')x (goal >= 40x) $(ok "$DLSYS_BEST_RPS >= 40 * $PY_RPS"); vs http.server without TCP_NODELAY $(awk -v a="$DLSYS_BEST_RPS" -v b="$PY_NAGLE_RPS" 'BEGIN {printf "%.0f", a / b}')x; defaults / http.server = $(awk -v a="$DLSYS_DEFAULT_RPS" -v b="$PY_RPS" 'BEGIN {printf "%.1f", a / b}')x"
 echo "- mlp16: p99 $DLSYS_BEST_P99 ms (goal <= 1 ms) $(ok "$DLSYS_BEST_P99 <= 1"); dlsys / nginx = $(awk -v a="$DLSYS_BEST_RPS" -v b="$NGINX_RPS" 'BEGIN {printf "%.2f", a / b}'); forward_loop batch 1 = $(printf '%.0f' "$LOOP16") rows/s"
 echo "- mlp_heavy: ${HBEST[*]}: $HEAVY_BEST rows/s = $(awk -v a="$HEAVY_BEST" -v b="$LOOP_H1" 'BEGIN {printf "%.2f", a / b}')x the better batch-1 loop (goal >= 3) $(ok "$HEAVY_BEST >= 3 * $LOOP_H1"), $(awk -v a="$HEAVY_BEST" -v b="$BEST_FIXED" 'BEGIN {printf "%.2f", a / b}')x best fixed batch $BEST_B (goal >= 0.7) $(ok "$HEAVY_BEST >= 0.7 * $BEST_FIXED"); p99 $HEAVY_P99 ms; defaults: $HEAVY_DEF rows/s"
