@@ -232,41 +232,15 @@ class DomBuilder {
 // ---------------------------------------------------------------------------------------------
 // CanonicalJson
 
+// RFC 8785 strings keep UTF-8 (and DEL) as they are; only ", \ and C0 controls are escaped.
 void AppendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
+    if (c < 0x20 || c == '"' || c == '\\') {
+      AppendJsonAsciiEscape(out, c);
+    } else {
+      out.push_back(ch);
     }
   }
   out.push_back('"');

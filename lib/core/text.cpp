@@ -141,6 +141,34 @@ void AppendU16(std::string& out, unsigned unit) {
 
 }  // namespace
 
+void AppendJsonAsciiEscape(std::string& out, unsigned char c) {
+  switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\b':
+      out += "\\b";
+      break;
+    case '\f':
+      out += "\\f";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    default:
+      AppendU16(out, c);
+  }
+}
+
 void AppendJsonUnicodeEscape(std::string& out, char32_t cp) {
   if (cp >= 0x10000) {
     const auto v = static_cast<unsigned>(cp - 0x10000);
@@ -168,30 +196,10 @@ void AppendAsciiJsonString(std::string& out, std::string_view s) {
     if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:  // other C0 controls and DEL
-          AppendJsonUnicodeEscape(out, c);
+      if (c == 0x7f) {
+        AppendJsonUnicodeEscape(out, c);
+      } else {
+        AppendJsonAsciiEscape(out, c);
       }
       ++i;
       continue;

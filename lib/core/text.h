@@ -43,6 +43,9 @@ std::size_t CharCount(std::string_view s);
 // byte that is not part of well-formed UTF-8 as \ufffd. For logs and protocol responses (not
 // for RFC 8785 canonical JSON, which keeps UTF-8 as it is).
 void AppendAsciiJsonString(std::string& out, std::string_view s);
+// Appends the JSON escape of `c`, which must be '"', '\\' or a C0 control: \" \\ \b \f \n \r \t by
+// name, the others as \u00xx (lower-case hex, as RFC 8785 requires).
+void AppendJsonAsciiEscape(std::string& out, unsigned char c);
 // Appends \uXXXX for a code point (a surrogate pair above U+FFFF).
 void AppendJsonUnicodeEscape(std::string& out, char32_t cp);
 

@@ -2,7 +2,6 @@
 // the golden outputs, the declared output schema, and the latency and memory recorded at pack
 // time.
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -71,28 +70,6 @@ Result<runtime::Tensor> ToTensor(const manifest::ExampleTensor& t, std::string d
 
 // --- comparing with golden outputs ------------------------------------------------------------
 
-float HalfToFloat(std::uint16_t h) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-  std::uint32_t exponent = (h >> 10) & 0x1fu;
-  std::uint32_t mantissa = h & 0x3ffu;
-  std::uint32_t bits = 0;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // inf or nan
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa != 0) {  // subnormal: normalise
-    exponent = 113;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  } else {
-    bits = sign;
-  }
-  return std::bit_cast<float>(bits);
-}
-
 template <typename T>
 T Element(const runtime::Tensor& t, std::size_t i) {
   T v;
@@ -107,19 +84,7 @@ bool IsFloat(runtime::DType d) {
 }
 
 double FloatAt(const runtime::Tensor& t, std::size_t i) {
-  using runtime::DType;
-  switch (t.dtype) {
-    case DType::kFloat32:
-      return Element<float>(t, i);
-    case DType::kFloat64:
-      return Element<double>(t, i);
-    case DType::kFloat16:
-      return HalfToFloat(Element<std::uint16_t>(t, i));
-    case DType::kBFloat16:
-      return std::bit_cast<float>(static_cast<std::uint32_t>(Element<std::uint16_t>(t, i)) << 16);
-    default:
-      return 0;
-  }
+  return runtime::ElementAsDouble(t.dtype, t.data, i);
 }
 
 std::int64_t IntAt(const runtime::Tensor& t, std::size_t i) {

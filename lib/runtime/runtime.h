@@ -49,6 +49,13 @@ struct Tensor {
 };
 std::int64_t ElementCount(const std::vector<std::int64_t>& shape);
 
+// The exact float value of IEEE 754 binary16 / bfloat16 bits.
+float HalfBitsToFloat(std::uint16_t bits);
+float BFloat16BitsToFloat(std::uint16_t bits);
+// Element `i` of row-major `data` of `dtype` as a double (bool as 0 or 1; int64 beyond 2^53
+// rounds). `data` must hold at least (i + 1) * DTypeSize(dtype) bytes.
+double ElementAsDouble(DType dtype, std::span<const std::byte> data, std::size_t i);
+
 // A tensor that borrows its bytes (no copy); valid for the duration of the call that takes it.
 struct TensorView {
   std::string_view name;

@@ -1,5 +1,8 @@
 // DType names, sizes and element counts: the torch-free half of the runtime interface.
 #include <array>
+#include <bit>
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -70,6 +73,59 @@ std::int64_t ElementCount(const std::vector<std::int64_t>& shape) {
     if (__builtin_mul_overflow(count, dim, &count)) return -1;
   }
   return count;
+}
+
+float HalfBitsToFloat(std::uint16_t bits) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(bits >> 15) << 31;
+  const std::uint32_t exp = (bits >> 10) & 0x1F;
+  const std::uint32_t mant = bits & 0x3FF;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24
+    const float magnitude = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -magnitude : magnitude;
+  }
+  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));
+  return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+float BFloat16BitsToFloat(std::uint16_t bits) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+}
+
+namespace {
+
+template <typename T>
+T Load(std::span<const std::byte> data, std::size_t i) {
+  T v;
+  std::memcpy(&v, data.data() + i * sizeof(T), sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+double ElementAsDouble(DType dtype, std::span<const std::byte> data, std::size_t i) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return Load<float>(data, i);
+    case DType::kFloat64:
+      return Load<double>(data, i);
+    case DType::kFloat16:
+      return HalfBitsToFloat(Load<std::uint16_t>(data, i));
+    case DType::kBFloat16:
+      return BFloat16BitsToFloat(Load<std::uint16_t>(data, i));
+    case DType::kInt8:
+      return Load<std::int8_t>(data, i);
+    case DType::kUInt8:
+      return Load<std::uint8_t>(data, i);
+    case DType::kBool:
+      return Load<std::uint8_t>(data, i) != 0 ? 1.0 : 0.0;
+    case DType::kInt16:
+      return Load<std::int16_t>(data, i);
+    case DType::kInt32:
+      return Load<std::int32_t>(data, i);
+    case DType::kInt64:
+      return static_cast<double>(Load<std::int64_t>(data, i));
+  }
+  return 0;
 }
 
 }  // namespace dlsys::runtime

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "serve/internal/protocol_json.h"
+
 namespace dlsys::serve {
 namespace {
 
@@ -23,13 +25,10 @@ bool SameRowShape(const InferRequest& a, const InferRequest& b) {
   return true;
 }
 
-std::string ShapeText(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ",";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
+std::string ShapeText(std::span<const std::int64_t> shape) {
+  std::string s;
+  internal::AppendShape(s, shape);
+  return s;
 }
 
 // The outputs must be what the schema declares: the count, dtypes, rank, fixed dimensions and,
@@ -38,8 +37,8 @@ std::optional<std::string> CheckOutputs(const ModelSchema& schema, bool batchabl
                                         std::int64_t rows,
                                         const std::vector<runtime::Tensor>& outputs) {
   if (outputs.size() != schema.outputs.size()) {
-    return "the model returned " + std::to_string(outputs.size()) + " outputs, its schema declares " +
-           std::to_string(schema.outputs.size());
+    return "the model returned " + std::to_string(outputs.size()) +
+           " outputs, its schema declares " + std::to_string(schema.outputs.size());
   }
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const auto& spec = schema.outputs[i];
@@ -175,9 +174,8 @@ void Batcher::Worker() {
   std::vector<std::unique_ptr<Job>> expired;
   std::unique_lock lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [this] {
-      return stopping_ || (!queue_.empty() && executing_ < options_.instances);
-    });
+    work_cv_.wait(
+        lock, [this] { return stopping_ || (!queue_.empty() && executing_ < options_.instances); });
     if (stopping_) return;
     // Take the oldest live request, then fill the batch until it is full or the oldest has
     // waited max_queue_delay.
@@ -281,7 +279,7 @@ void Batcher::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   const auto finished = Clock::now();
   const std::uint64_t compute_ns = Ns(finished - started);
   if (metrics_ && ran) {
-    metrics_->AddExecution(static_cast<std::uint64_t>(total_rows), compute_ns);
+    metrics_->AddExecution(static_cast<std::uint64_t>(total_rows));
   }
 
   std::optional<FailureReason> failure;
@@ -289,7 +287,7 @@ void Batcher::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   auto outputs = std::make_shared<BatchOutputs>();
   if (!ran) {
     failure = ran.error().kind == runtime::RunFailure::kBadInput ? FailureReason::kBadInput
-                                                                  : FailureReason::kModelFailure;
+                                                                 : FailureReason::kModelFailure;
     message = "the model failed: " + ran.error().message;
   } else {
     outputs->tensors = InSchemaOrder(schema_, std::move(*ran));

@@ -226,7 +226,7 @@ void ModelMetrics::AddFailure(FailureReason reason, std::uint64_t request_ns) {
   failure_ns.fetch_add(request_ns, std::memory_order_relaxed);
 }
 
-void ModelMetrics::AddExecution(std::uint64_t rows, std::uint64_t /*compute_ns*/) {
+void ModelMetrics::AddExecution(std::uint64_t rows) {
   // The execution's compute time reaches the statistics through each request's share
   // (AddSuccess); per batch-size times would need buckets per exact size.
   execution_count.fetch_add(1, std::memory_order_relaxed);

@@ -80,8 +80,8 @@ struct ModelMetrics {
   void AddSuccess(std::uint64_t request_ns, std::uint64_t queue_ns, std::uint64_t compute_ns,
                   std::uint64_t now_unix_ms);
   void AddFailure(FailureReason reason, std::uint64_t request_ns);
-  // One model execution of `rows` rows that took compute_ns.
-  void AddExecution(std::uint64_t rows, std::uint64_t compute_ns);
+  // One model execution of `rows` rows (its time is counted per request by AddSuccess).
+  void AddExecution(std::uint64_t rows);
 };
 
 class Metrics {

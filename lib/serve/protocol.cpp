@@ -94,22 +94,6 @@ std::optional<std::uint16_t> DoubleToHalfBits(double value) { return RoundDouble
 
 std::optional<std::uint16_t> DoubleToBFloat16Bits(double value) { return RoundDouble(value, 8, 7); }
 
-float HalfBitsToFloat(std::uint16_t bits) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(bits >> 15) << 31;
-  const std::uint32_t exp = (bits >> 10) & 0x1F;
-  const std::uint32_t mant = bits & 0x3FF;
-  if (exp == 0) {
-    const float magnitude = std::ldexp(static_cast<float>(mant), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
-}
-
-float BFloat16BitsToFloat(std::uint16_t bits) {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
-}
-
 void AppendShape(std::string& out, std::span<const std::int64_t> shape) {
   out.push_back('[');
   for (std::size_t i = 0; i < shape.size(); ++i) {

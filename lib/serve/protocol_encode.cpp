@@ -87,10 +87,10 @@ char* WriteElements(char* p, DType dtype, const std::byte* data, std::size_t cou
         p = std::to_chars(p, p + 32, Load<std::int64_t>(e)).ptr;
         break;
       case DType::kFloat16:
-        p = WriteFloat(p, internal::HalfBitsToFloat(Load<std::uint16_t>(e)));
+        p = WriteFloat(p, runtime::HalfBitsToFloat(Load<std::uint16_t>(e)));
         break;
       case DType::kBFloat16:
-        p = WriteFloat(p, internal::BFloat16BitsToFloat(Load<std::uint16_t>(e)));
+        p = WriteFloat(p, runtime::BFloat16BitsToFloat(Load<std::uint16_t>(e)));
         break;
       case DType::kFloat32:
         p = WriteFloat(p, Load<float>(e));

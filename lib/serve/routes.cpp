@@ -117,44 +117,7 @@ tl::expected<std::string, HttpResponse> Inflate(const std::string& in, bool gzip
 void Summarize(nlohmann::json& into, std::string_view name, runtime::DType dtype,
                const std::vector<std::int64_t>& shape, std::span<const std::byte> data) {
   const std::size_t n = data.size() / runtime::DTypeSize(dtype);
-  auto at = [&](std::size_t i) -> double {
-    const std::byte* p = data.data() + i * runtime::DTypeSize(dtype);
-    switch (dtype) {
-      case runtime::DType::kFloat32: {
-        float v;
-        std::memcpy(&v, p, 4);
-        return v;
-      }
-      case runtime::DType::kFloat64: {
-        double v;
-        std::memcpy(&v, p, 8);
-        return v;
-      }
-      case runtime::DType::kInt8:
-        return static_cast<double>(static_cast<std::int8_t>(*p));
-      case runtime::DType::kUInt8:
-        return static_cast<double>(static_cast<std::uint8_t>(*p));
-      case runtime::DType::kBool:
-        return static_cast<double>(static_cast<std::uint8_t>(*p) != 0);
-      case runtime::DType::kInt16: {
-        std::int16_t v;
-        std::memcpy(&v, p, 2);
-        return v;
-      }
-      case runtime::DType::kInt32: {
-        std::int32_t v;
-        std::memcpy(&v, p, 4);
-        return v;
-      }
-      case runtime::DType::kInt64: {
-        std::int64_t v;
-        std::memcpy(&v, p, 8);
-        return static_cast<double>(v);
-      }
-      default:
-        return std::nan("");  // half types: summarized as unknown
-    }
-  };
+  auto at = [&](std::size_t i) { return runtime::ElementAsDouble(dtype, data, i); };
   double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
   std::size_t finite = 0;
   nlohmann::json head = nlohmann::json::array();
@@ -320,12 +283,12 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
   }
   if (action == "infer") {
     if (!post) return method_not_allowed("POST");
-    return Infer(const_cast<ModelVersion&>(*v), std::move(request), std::move(reply));
+    return Infer(*v, std::move(request), std::move(reply));
   }
   reply(ErrorResponse(404, "no such endpoint: " + std::string(target), "not_found"));
 }
 
-void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, Reply reply) {
+void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> request, Reply reply) {
   const auto received = request->received;
   auto fail = [&](int status, std::string message, FailureReason reason) {
     v.metrics->AddFailure(reason, NsBetween(received, Clock::now()));
@@ -402,7 +365,7 @@ void Server::Impl::Infer(ModelVersion& v, std::shared_ptr<HttpRequest> request, 
   const std::string id = job->request.id;
   auto requested = job->request.outputs;
   job->keep_alive = request;
-  ModelVersion* vp = &v;
+  const ModelVersion* vp = &v;
   const std::string model_name = v.name;
   job->done = [vp, reply, received, id, requested = std::move(requested),
                sample_inputs = std::move(sample_inputs)](JobResult&& result) {

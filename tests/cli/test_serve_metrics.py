@@ -10,7 +10,6 @@ import math
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import socket
@@ -23,7 +22,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from clitest import DLSYS, EXIT_OK, SOURCE_DIR, run
+from clitest import EXIT_OK, SOURCE_DIR, Serve, run
 
 MODEL, VERSION = "iris-mlp", "1.0.0"
 PYTHON = "/usr/bin/python3"  # the interpreter with Debian's torch (scripts/make_example_model.py)
@@ -239,21 +238,6 @@ def stop(proc, timeout=30):
     return proc.returncode
 
 
-def read_ready_line(proc, timeout):
-    """Reads proc's stdout (select with a deadline) until one full line; returns it or None."""
-    fd, got = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in got:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return None
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return None
-        got += chunk
-    return got.decode(errors="replace")
-
-
 class CountingConnection(http.client.HTTPConnection):
     """An HTTPConnection that counts its TCP connects, to prove keep-alive held."""
     def connect(self):
@@ -290,12 +274,11 @@ class ServeMetrics(unittest.TestCase):
         try:
             if cls.server is not None:
                 server, cls.server = cls.server, None
-                code = stop(server)
-                server.stdout.close()
+                code = server.stop()
                 # SIGTERM drains and exits 0; anything else is a failure of the class.
                 if code != 0:
                     raise AssertionError(f"dlsys serve exited {code} on SIGTERM; stderr: "
-                                         f"{cls.server_stderr()}")
+                                         f"{server.stderr()[-4000:]}")
         finally:
             shutil.rmtree(cls.dir, ignore_errors=True)
 
@@ -309,26 +292,13 @@ class ServeMetrics(unittest.TestCase):
                 os.path.join(model_dir, "dlsys.yaml"), "-o", cls.archive)
         if r.returncode != EXIT_OK:
             raise AssertionError(f"dlsys pack failed ({r.returncode}): {r.stderr}")
-        cls.server_log = os.path.join(cls.dir, "serve.stderr")
-        with open(cls.server_log, "wb") as err:
-            cls.server = subprocess.Popen([DLSYS, "serve", cls.archive, "--port", "0",
-                                           "--allow-unsigned"],
-                                          stdout=subprocess.PIPE, stderr=err)
-        line = read_ready_line(cls.server, timeout=120)
-        m = re.fullmatch(r"dlsys serve: ready on http://127\.0\.0\.1:(\d+) \(1 model\)\n",
-                         line or "")
-        if not m:
-            raise AssertionError(f"no ready line from dlsys serve (got {line!r}, exit "
-                                 f"{cls.server.poll()}); stderr: {cls.server_stderr()}")
-        cls.port = int(m.group(1))
+        cls.server = Serve(cls.archive, "--allow-unsigned",
+                           stderr_path=os.path.join(cls.dir, "serve.stderr"))
+        cls.port = cls.server.port
 
     @classmethod
     def server_stderr(cls):
-        try:
-            with open(cls.server_log, errors="replace") as f:
-                return f.read()[-4000:]
-        except OSError as e:
-            return f"<{e}>"
+        return cls.server.stderr()[-4000:] if cls.server else ""
 
     @classmethod
     def _send_traffic(cls):

@@ -325,12 +325,12 @@ void Populate(Metrics& metrics) {
   a.AddSuccess(2'000'000, 100'000, 1'500'000, 1'700'000'000'000);
   a.AddSuccess(30'000'000'000, 50'000, 20'000'000'000, 1'700'000'000'500);
   a.AddFailure(FailureReason::kOverloaded, 1000);
-  a.AddExecution(3, 1'500'000);
-  a.AddExecution(1, 20'000'000'000);
+  a.AddExecution(3);
+  a.AddExecution(1);
   a.queue_depth = 5;
   a.load_ns = 1'250'000'000;
   b.AddFailure(FailureReason::kBadInput, 10);
-  b.AddExecution(2000, 1);
+  b.AddExecution(2000);
   b.AddSuccess(70'000'000'000, 0, 70'000'000'000, 1);  // beyond the last bound: +Inf only
 }
 

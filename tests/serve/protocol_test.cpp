@@ -310,16 +310,16 @@ TEST(ProtocolFloatTest, BFloat16RoundsOnceFromTheDouble) {
 }
 
 TEST(ProtocolFloatTest, SixteenBitFormatsToFloatAreExact) {
-  EXPECT_EQ(internal::HalfBitsToFloat(0x3C00), 1.0f);
-  EXPECT_EQ(internal::HalfBitsToFloat(0x2E66), 0.0999755859375f);
-  EXPECT_EQ(internal::HalfBitsToFloat(0x7BFF), 65504.0f);
-  EXPECT_EQ(internal::HalfBitsToFloat(0x0001), std::ldexp(1.0f, -24));
-  EXPECT_EQ(internal::HalfBitsToFloat(0x8001), -std::ldexp(1.0f, -24));
-  EXPECT_TRUE(std::isinf(internal::HalfBitsToFloat(0xFC00)));
-  EXPECT_TRUE(std::isnan(internal::HalfBitsToFloat(0x7E00)));
-  EXPECT_EQ(internal::BFloat16BitsToFloat(0x3DCD), 0.10009765625f);
+  EXPECT_EQ(runtime::HalfBitsToFloat(0x3C00), 1.0f);
+  EXPECT_EQ(runtime::HalfBitsToFloat(0x2E66), 0.0999755859375f);
+  EXPECT_EQ(runtime::HalfBitsToFloat(0x7BFF), 65504.0f);
+  EXPECT_EQ(runtime::HalfBitsToFloat(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(runtime::HalfBitsToFloat(0x8001), -std::ldexp(1.0f, -24));
+  EXPECT_TRUE(std::isinf(runtime::HalfBitsToFloat(0xFC00)));
+  EXPECT_TRUE(std::isnan(runtime::HalfBitsToFloat(0x7E00)));
+  EXPECT_EQ(runtime::BFloat16BitsToFloat(0x3DCD), 0.10009765625f);
   for (std::uint32_t bits = 0; bits < 0x7C00; ++bits) {  // every finite positive half
-    ASSERT_EQ(internal::DoubleToHalfBits(internal::HalfBitsToFloat(bits)), bits);
+    ASSERT_EQ(internal::DoubleToHalfBits(runtime::HalfBitsToFloat(bits)), bits);
   }
 }
 
@@ -805,7 +805,8 @@ namespace {
 
 // Found by tests/fuzz/infer_fuzz.cpp: an empty body reached simdjson with a null pointer.
 TEST(ProtocolParseTest, EmptyBodyIsA400) {
-  for (std::optional<std::size_t> length : {std::optional<std::size_t>(), std::optional<std::size_t>(0)}) {
+  for (std::optional<std::size_t> length :
+       {std::optional<std::size_t>(), std::optional<std::size_t>(0)}) {
     auto parsed = ParseInferRequest({}, length, Schema());
     ASSERT_FALSE(parsed.has_value());
     EXPECT_EQ(parsed.error().status, 400);

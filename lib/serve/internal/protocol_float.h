@@ -1,5 +1,5 @@
 // FP16 and BF16 conversions for the inference protocol: JSON numbers (doubles) to the 16-bit
-// formats and back. Pure functions; thread-safe.
+// formats. Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +16,6 @@ std::optional<std::uint16_t> DoubleToHalfBits(double value);
 // rounds to infinity. NaN and infinities map to themselves.
 std::optional<std::uint16_t> DoubleToBFloat16Bits(double value);
 
-// The exact float value of binary16 / bfloat16 bits.
-float HalfBitsToFloat(std::uint16_t bits);
-float BFloat16BitsToFloat(std::uint16_t bits);
+// (The inverse conversions, bits to float, are runtime::HalfBitsToFloat / BFloat16BitsToFloat.)
 
 }  // namespace dlsys::serve::internal

@@ -57,7 +57,7 @@ struct Server::Impl {
                  std::uint64_t response_bytes);
 
  private:
-  void Infer(ModelVersion& v, std::shared_ptr<internal::HttpRequest> request,
+  void Infer(const ModelVersion& v, std::shared_ptr<internal::HttpRequest> request,
              internal::Reply reply);
   const ModelVersion* Find(const std::string& name, const std::string& version) const;
   bool Authorized(const internal::HttpRequest& request) const;
