@@ -338,6 +338,9 @@ Result<TargetProfile> LoadProfile(const std::string& path) {
 std::string ProfileToYaml(const TargetProfile& profile) {
   YAML::Emitter out;
   out.SetIndent(2);
+  // Non-ASCII is written as \u escapes in double quotes: raw, NEL (U+0085) and the Unicode line
+  // and paragraph separators are line breaks to a YAML reader and would not read back.
+  out.SetOutputCharset(YAML::EscapeNonAscii);
   Emit(out, ToOrderedJson(profile));
   std::string s = out.c_str();
   if (s == "{}" || s.empty()) return "{}\n";

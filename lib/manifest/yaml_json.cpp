@@ -112,6 +112,13 @@ class Builder : public YAML::EventHandler {
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t,
                 const std::string& value) override {
     if (failed_) return;
+    // The text was valid UTF-8, but yaml-cpp decodes some escapes to other bytes (\N, NEL,
+    // becomes the single byte 0x85): a decoded key or value must be valid UTF-8 too.
+    if (core::FindInvalidUtf8(value) != std::string_view::npos) {
+      return Reject(mark,
+                    "a string decodes to invalid UTF-8 (a \\N, \\x or \\u escape?); "
+                    "write the character itself");
+    }
     if (ExpectingKey()) {
       Frame& f = stack_.back();
       if (f.value.contains(value)) return Reject(mark, "key '" + Quoted(value) + "' appears twice");

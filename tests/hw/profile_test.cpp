@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <utility>
@@ -327,6 +328,23 @@ TEST(ProfileTest, YamlRoundTripIsIdentical) {
     ASSERT_TRUE(from_json.has_value()) << from_json.error().message;
     EXPECT_EQ(*from_json, p) << ProfileToJson(p);
   }
+}
+
+// Found by tests/fuzz/profile_fuzz.cpp: yaml-cpp decodes "\N" (NEL) to the lone byte 0x85,
+// which then did not read back; and a raw NEL or line separator is a line break to YAML.
+TEST(ProfileTest, NonAsciiRoundTripsAndEscapesThatDecodeToBadUtf8AreRefused) {
+  TargetProfile p;
+  p.cpu_model = "Cort\u00e9x \u0085 \u2028 \u2029 \U0001F600";
+  const std::string yaml = ProfileToYaml(p);
+  EXPECT_TRUE(std::all_of(yaml.begin(), yaml.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x80;
+  })) << yaml;
+  auto back = ParseProfile(yaml);
+  ASSERT_TRUE(back.has_value()) << back.error().message << "\n" << yaml;
+  EXPECT_EQ(*back, p) << yaml;
+  auto bad = ParseProfile("name: \"a\\Nb\"\n");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("invalid UTF-8"), std::string::npos) << bad.error().message;
 }
 
 TEST(ProfileTest, YamlWritesSizesAsIntegerBytesUnderTheSameKeys) {
