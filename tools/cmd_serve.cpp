@@ -145,11 +145,12 @@ void RegisterServe(CLI::App& app, RunFn& run) {
       ->check(NonEmpty("an IP address such as 127.0.0.1"));
   sub->add_option("--port", o->port, "TCP port (default 8080; 0 picks a free one)")
       ->check(CLI::Range(0, 65535));
-  sub->add_option("--http-threads", o->http_threads, "HTTP event-loop threads (default 2)")
+  sub->add_option("--http-threads", o->http_threads, "HTTP event-loop threads (default 1)")
       ->check(CLI::Range(1, 64));
   sub->add_option("--instances", o->instances,
-                  "executions running at once per model version (default 1)")
-      ->check(CLI::Range(1, 64));
+                  "worker threads running batches per model version (default 0 = auto: a model "
+                  "whose forward takes under 0.5 ms runs on the HTTP event loop, others get 1)")
+      ->check(CLI::Range(0, 64));
   sub->add_option("--intra-op-threads", o->intra_op_threads,
                   "libtorch threads per forward (default 0 = the number of cores)")
       ->check(CLI::Range(0, 256));

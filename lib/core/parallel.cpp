@@ -1,5 +1,7 @@
 #include "core/parallel.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -52,5 +54,7 @@ void ParallelFor(std::size_t count, unsigned threads, const std::function<void(s
   work();
   for (auto& t : pool) t.join();
 }
+
+void NameThisThread(const char* name) { ::pthread_setname_np(::pthread_self(), name); }
 
 }  // namespace dlsys::core

@@ -31,4 +31,7 @@ unsigned WorkerCount();
 // and must not throw.
 void ParallelFor(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& fn);
 
+// Names the calling thread for `top -H`, `ps -L`, perf and gdb (Linux keeps the first 15 bytes).
+void NameThisThread(const char* name);
+
 }  // namespace dlsys::core

@@ -32,17 +32,22 @@ void AppendCodePointEscape(std::string& out, char32_t cp) {
 
 }  // namespace
 
-std::string TerminalSafe(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+void AppendTerminalSafe(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size());
   std::size_t i = 0;
   while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F) {
-      out += static_cast<char>(c);
-      ++i;
+    // Runs of printable ASCII (the usual case) are copied at once.
+    std::size_t plain = i;
+    while (plain < s.size() && static_cast<unsigned char>(s[plain]) >= 0x20 &&
+           static_cast<unsigned char>(s[plain]) < 0x7F) {
+      ++plain;
+    }
+    if (plain > i) {
+      out.append(s.data() + i, plain - i);
+      i = plain;
       continue;
     }
+    const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
         case '\n':
@@ -73,6 +78,11 @@ std::string TerminalSafe(std::string_view s) {
       i += len;
     }
   }
+}
+
+std::string TerminalSafe(std::string_view s) {
+  std::string out;
+  AppendTerminalSafe(out, s);
   return out;
 }
 

@@ -23,6 +23,8 @@ namespace dlsys::core {
 // The result is well-formed UTF-8 with no control characters. Linear time; at most 8 output
 // bytes per input byte.
 std::string TerminalSafe(std::string_view s);
+// TerminalSafe(s) appended to `out`.
+void AppendTerminalSafe(std::string& out, std::string_view s);
 
 // Returns s cut to at most max_chars characters, the last of which is "…" when something was
 // cut. A character is a well-formed UTF-8 sequence or a single byte that is not part of one,

@@ -6,23 +6,80 @@
 
 #include <cerrno>
 
-namespace dlsys::log::internal {
+#include "core/parallel.h"
 
-void FdSink::sink_it_(const spdlog::details::log_msg& msg) {
-  spdlog::memory_buf_t line;
-  formatter_->format(msg, line);
-  const char* p = line.data();
-  std::size_t left = line.size();
-  // One call for the whole line; the loop only resumes after a signal or a short write
-  // (a full disk), where the kernel has already split the line.
+namespace dlsys::log::internal {
+namespace {
+
+// One call for the whole text; the loop only resumes after a signal or a short write (a full
+// disk), where the kernel has already split it.
+void WriteAll(int fd, const char* p, std::size_t left) {
   while (left > 0) {
-    const ssize_t n = ::write(fd_, p, left);
+    const ssize_t n = ::write(fd, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;  // nowhere to report a failing log; the command's own output still says it all
     }
     p += n;
     left -= static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+void FdSink::sink_it_(const spdlog::details::log_msg& msg) {
+  spdlog::memory_buf_t line;
+  formatter_->format(msg, line);
+  WriteAll(fd_, line.data(), line.size());
+}
+
+BatchingFdSink::BatchingFdSink(int fd, core::UniqueFd owned) : fd_(fd), owned_(std::move(owned)) {
+  writer_ = std::thread([this] {
+    core::NameThisThread("dlsys-log");
+    Loop();
+  });
+}
+
+BatchingFdSink::~BatchingFdSink() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  writer_.join();
+}
+
+void BatchingFdSink::sink_it_(const spdlog::details::log_msg& msg) {
+  spdlog::memory_buf_t line;
+  formatter_->format(msg, line);
+  buffer_.append(line.data(), line.size());
+  if (buffer_.size() >= kMaxBuffered) {
+    WriteAll(fd_, buffer_.data(), buffer_.size());
+    buffer_.clear();
+  } else if (idle_) {
+    idle_ = false;
+    wake_.notify_one();
+  }
+}
+
+void BatchingFdSink::flush_() {
+  WriteAll(fd_, buffer_.data(), buffer_.size());
+  buffer_.clear();
+}
+
+void BatchingFdSink::Loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    idle_ = buffer_.empty();
+    wake_.wait(lock, [this] { return stop_ || !buffer_.empty(); });
+    idle_ = false;
+    // Written under the lock so that flush() and an overflowing producer keep the order; the
+    // lock is free while lines gather below.
+    spare_.swap(buffer_);
+    WriteAll(fd_, spare_.data(), spare_.size());
+    spare_.clear();
+    if (stop_) return;
+    wake_.wait_for(lock, kGather, [this] { return stop_; });
   }
 }
 

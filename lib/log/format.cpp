@@ -2,7 +2,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <climits>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "core/text.h"
@@ -48,18 +50,18 @@ void AppendJsonNumber(std::string& out, double v) {
 }
 
 void AppendTextValue(std::string& out, std::string_view s) {
-  const std::string safe = core::TerminalSafe(s);
-  const bool quote = safe.empty() || safe.find_first_of(" \"=\\") != std::string::npos;
-  if (!quote) {
-    out += safe;
-    return;
-  }
-  out.push_back('"');
+  // Quoted when empty or holding a space, quote, '=' or backslash (after escaping).
+  const std::size_t at = out.size();
+  core::AppendTerminalSafe(out, s);
+  const std::string_view safe(out.data() + at, out.size() - at);
+  if (!safe.empty() && safe.find_first_of(" \"=\\") == std::string_view::npos) return;
+  std::string quoted = "\"";
   for (char c : safe) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
   }
-  out.push_back('"');
+  quoted.push_back('"');
+  out.replace(at, std::string::npos, quoted);
 }
 
 std::string FormatTimestamp(std::chrono::system_clock::time_point t, int fraction_digits) {
@@ -72,21 +74,33 @@ std::string FormatTimestamp(std::chrono::system_clock::time_point t, int fractio
     frac += 1000000;
     --secs;
   }
-  const auto tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[40];
-  int n = 0;
-  if (fraction_digits == 3) {
-    n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      static_cast<int>(frac / 1000));
-  } else {
-    n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      static_cast<int>(frac));
+  // "YYYY-MM-DDTHH:MM:SS" changes once a second: each thread keeps the last one it made.
+  thread_local std::int64_t cached_secs = INT64_MIN;
+  thread_local char cached[32];
+  thread_local int cached_len = 0;
+  if (secs != cached_secs) {
+    const auto tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    ::gmtime_r(&tt, &tm);
+    cached_len = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d",
+                               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                               tm.tm_min, tm.tm_sec);
+    if (cached_len < 0 || cached_len >= static_cast<int>(sizeof cached)) cached_len = 0;
+    cached_secs = secs;
   }
-  return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+  const int digits = fraction_digits == 3 ? 3 : 6;
+  if (digits == 3) frac /= 1000;
+  char out[48];
+  std::memcpy(out, cached, static_cast<std::size_t>(cached_len));
+  char* p = out + cached_len;
+  *p++ = '.';
+  for (int d = digits - 1; d >= 0; --d) {
+    p[d] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  p += digits;
+  *p++ = 'Z';
+  return std::string(out, p);
 }
 
 }  // namespace dlsys::log::internal

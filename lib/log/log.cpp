@@ -1,7 +1,6 @@
 // Configuration of the process-wide log: levels, Init and Shutdown.
 #include "log/log.h"
 
-#include <spdlog/async_logger.h>
 #include <spdlog/pattern_formatter.h>
 #include <unistd.h>
 
@@ -15,11 +14,6 @@
 
 namespace dlsys::log {
 namespace {
-
-// Lines waiting for the background writer. When it falls this far behind, emitting threads
-// wait (overflow policy `block`): a request log that silently loses records under load is
-// worse than a brief stall, and 8192 lines is seconds of a busy server's output.
-constexpr std::size_t kAsyncQueueLines = 8192;
 
 std::atomic<int> g_min_level{static_cast<int>(Level::kWarn)};
 
@@ -69,17 +63,16 @@ std::shared_ptr<const internal::State> MakeState(const Options& options, int fd,
   state->service = options.service;
   state->host = HostName();
   state->pid = static_cast<long>(::getpid());
-  auto sink = std::make_shared<internal::FdSink>(fd, std::move(owned));
+  std::shared_ptr<spdlog::sinks::sink> sink;
+  if (options.async) {
+    sink = std::make_shared<internal::BatchingFdSink>(fd, std::move(owned));
+  } else {
+    sink = std::make_shared<internal::FdSink>(fd, std::move(owned));
+  }
   // Lines arrive formatted: the pattern adds only the newline.
   sink->set_formatter(
       std::make_unique<spdlog::pattern_formatter>("%v", spdlog::pattern_time_type::utc, "\n"));
-  if (options.async) {
-    state->pool = std::make_shared<spdlog::details::thread_pool>(kAsyncQueueLines, 1);
-    state->logger = std::make_shared<spdlog::async_logger>("dlsys", std::move(sink), state->pool,
-                                                           spdlog::async_overflow_policy::block);
-  } else {
-    state->logger = std::make_shared<spdlog::logger>("dlsys", std::move(sink));
-  }
+  state->logger = std::make_shared<spdlog::logger>("dlsys", std::move(sink));
   state->logger->set_level(spdlog::level::trace);  // filtered before a record is built
   state->logger->set_error_handler([](const std::string&) {});
   return state;

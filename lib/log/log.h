@@ -5,17 +5,18 @@
 //       .Str("model", "mlp").Int("batch_size", 4).Num("latency_ms", 1.25).Emit();
 //
 // A record is built on the caller's thread (the timestamp is taken when the Record is made)
-// and written with one write() call per line by spdlog: synchronously, or by a background
-// thread when Options::async (the server). Records below the configured level cost one
-// branch. Every string is escaped: JSON output is ASCII-only; text output is terminal-safe.
+// and written through spdlog: synchronously with one write() call per line, or, when
+// Options::async (the server), appended to a buffer that a background thread writes every
+// 2 ms, whole lines per write() call. Records below the configured level cost one branch.
+// Every string is escaped: JSON output is ASCII-only; text output is terminal-safe.
 //
 // Before Init and after Shutdown the log is the default one: WARN and above, text, stderr.
-// Async: at most 8192 lines wait for the writer thread; when it falls that far behind,
-// emitting threads wait for room (spdlog's `block` policy) rather than lose records.
+// Async: at most 1 MiB of lines wait for the writer; a thread that finds that much waiting
+// writes it itself (and so waits for the disk) rather than lose records.
 //
 // Thread-safety: Init/Shutdown from main only; everything else from any thread. A child made
-// by fork() must call Init before it logs when the parent's log is async (threads do not
-// survive fork, so its queue would never drain).
+// by fork() should call Init before it logs when the parent's log is async (threads do not
+// survive fork: its lines would be written only once 1 MiB gathered, or at Shutdown).
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,7 @@ struct Options {
   Level level = Level::kWarn;
   Format format = Format::kText;
   std::string file;               // "" = stderr; else appended to (created 0644)
-  bool async = false;             // a background writer thread (serve)
+  bool async = false;             // buffered, written by a background thread (serve)
   std::string service = "dlsys";  // the `service` field, e.g. "dlsys-serve"
 };
 

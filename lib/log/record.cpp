@@ -26,7 +26,7 @@ struct Record::Impl {
       fields.push_back(':');
     } else {
       fields.push_back(' ');
-      fields += core::TerminalSafe(key);
+      core::AppendTerminalSafe(fields, key);
       fields.push_back('=');
     }
   }
@@ -62,9 +62,9 @@ struct Record::Impl {
     line.push_back(' ');
     line += level_column;
     line.push_back(' ');
-    line += core::TerminalSafe(event);
+    core::AppendTerminalSafe(line, event);
     line += ": ";
-    line += core::TerminalSafe(message);
+    core::AppendTerminalSafe(line, message);
     line += fields;
     return line;
   }
@@ -136,7 +136,7 @@ Record& Record::Json(std::string_view key, std::string_view json) {
   if (impl_->json()) {
     internal::AppendJsonVerbatim(impl_->fields, json);
   } else {
-    impl_->fields += core::TerminalSafe(json);
+    core::AppendTerminalSafe(impl_->fields, json);
   }
   return *this;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/parallel.h"
 #include "serve/internal/protocol_json.h"
 
 namespace dlsys::serve {
@@ -101,8 +102,18 @@ Batcher::Batcher(BatcherOptions options, ModelSchema schema, RunFn run, ModelMet
   options_.instances = std::max(1, options_.instances);
   options_.max_batch_size = std::max(1, options_.max_batch_size);
   if (!options_.batchable) options_.max_batch_size = 1;
+  if (options_.run_on) {
+    // Batches run on the caller's executor (the HTTP threads), one at a time.
+    options_.instances = 1;
+    inline_ = std::make_shared<Inline>();
+    inline_->owner = this;
+    return;
+  }
   workers_.reserve(static_cast<std::size_t>(options_.instances));
-  for (int i = 0; i < options_.instances; ++i) workers_.emplace_back([this] { Worker(); });
+  for (int i = 0; i < options_.instances; ++i) workers_.emplace_back([this] {
+      core::NameThisThread("dlsys-infer");
+      Worker();
+    });
 }
 
 Batcher::~Batcher() { Stop(); }
@@ -115,10 +126,18 @@ Batcher::Submitted Batcher::Submit(std::unique_ptr<Job> job) {
       return Submitted::kFull;
     }
     queue_.push_back(std::move(job));
-    if (metrics_) metrics_->queue_depth.store(static_cast<std::int64_t>(queue_.size()));
+    QueueChanged();
+    if (inline_) {
+      Schedule();
+      return Submitted::kQueued;
+    }
   }
   work_cv_.notify_one();
   return Submitted::kQueued;
+}
+
+void Batcher::QueueChanged() {
+  if (metrics_) metrics_->queue_depth.store(static_cast<std::int64_t>(queue_.size()));
 }
 
 std::int64_t Batcher::QueueDepth() const {
@@ -140,7 +159,7 @@ void Batcher::Stop() {
     accepting_ = false;
     stopping_ = true;
     left.swap(queue_);
-    if (metrics_) metrics_->queue_depth.store(0);
+    QueueChanged();
   }
   work_cv_.notify_all();
   for (auto& job : left) {
@@ -148,6 +167,10 @@ void Batcher::Stop() {
     r.failure = FailureReason::kOverloaded;
     r.message = "the server is shutting down";
     Complete(std::move(job), std::move(r));
+  }
+  if (inline_) {
+    std::lock_guard guard(inline_->mu);  // waits for a running batch
+    inline_->owner = nullptr;
   }
   for (auto& w : workers_) {
     if (w.joinable()) w.join();
@@ -169,6 +192,59 @@ void Batcher::Complete(std::unique_ptr<Job> job, JobResult&& result) {
   if (done) done(std::move(result));
 }
 
+void Batcher::Take(Clock::time_point now, std::vector<std::unique_ptr<Job>>& batch,
+                   std::vector<std::unique_ptr<Job>>& expired, std::int64_t& rows) {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if ((*it)->deadline <= now) {
+      expired.push_back(std::move(*it));
+      it = queue_.erase(it);
+      continue;
+    }
+    const std::int64_t r = (*it)->request.batch_size;
+    if (batch.empty() || (rows + r <= options_.max_batch_size &&
+                          SameRowShape(batch.front()->request, (*it)->request))) {
+      batch.push_back(std::move(*it));
+      it = queue_.erase(it);
+      rows += r;
+    } else {
+      ++it;
+    }
+    if (rows >= options_.max_batch_size) break;
+  }
+}
+
+void Batcher::Schedule() {
+  if (scheduled_ || queue_.empty() || executing_ >= options_.instances || stopping_) return;
+  scheduled_ = true;
+  options_.run_on([state = inline_] {
+    std::lock_guard guard(state->mu);
+    if (state->owner) state->owner->RunScheduled();
+  });
+}
+
+void Batcher::RunScheduled() {
+  std::vector<std::unique_ptr<Job>> batch;
+  std::vector<std::unique_ptr<Job>> expired;
+  std::int64_t rows = 0;
+  std::unique_lock lock(mu_);
+  scheduled_ = false;
+  if (stopping_) return;
+  Take(Clock::now(), batch, expired, rows);
+  QueueChanged();
+  const int taken = static_cast<int>(batch.size() + expired.size());
+  running_ += taken;
+  if (!batch.empty()) ++executing_;
+  lock.unlock();
+  for (auto& job : expired) Expire(std::move(job));
+  const bool ran = !batch.empty();
+  if (ran) RunBatch(batch);
+  lock.lock();
+  running_ -= taken;
+  if (ran) --executing_;
+  Schedule();  // what arrived while this batch ran
+  if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
+}
+
 void Batcher::Worker() {
   std::vector<std::unique_ptr<Job>> batch;
   std::vector<std::unique_ptr<Job>> expired;
@@ -183,28 +259,8 @@ void Batcher::Worker() {
     Clock::time_point flush_at{};
     for (;;) {
       const auto now = Clock::now();
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        if ((*it)->deadline <= now) {
-          expired.push_back(std::move(*it));
-          it = queue_.erase(it);
-          continue;
-        }
-        const std::int64_t r = (*it)->request.batch_size;
-        if (batch.empty()) {
-          batch.push_back(std::move(*it));
-          it = queue_.erase(it);
-          rows = r;
-          flush_at = batch.front()->enqueued + options_.max_queue_delay;
-        } else if (rows + r <= options_.max_batch_size &&
-                   SameRowShape(batch.front()->request, (*it)->request)) {
-          batch.push_back(std::move(*it));
-          it = queue_.erase(it);
-          rows += r;
-        } else {
-          ++it;
-        }
-        if (rows >= options_.max_batch_size) break;
-      }
+      Take(now, batch, expired, rows);
+      if (!batch.empty()) flush_at = batch.front()->enqueued + options_.max_queue_delay;
       if (batch.empty() || rows >= options_.max_batch_size || stopping_ ||
           options_.max_batch_size == 1 || now >= flush_at) {
         break;
@@ -216,7 +272,7 @@ void Batcher::Worker() {
       work_cv_.wait_until(lock, flush_at);
       running_ -= held;
     }
-    if (metrics_) metrics_->queue_depth.store(static_cast<std::int64_t>(queue_.size()));
+    QueueChanged();
     running_ += static_cast<int>(batch.size() + expired.size());
     if (!batch.empty()) ++executing_;
     lock.unlock();

@@ -8,8 +8,13 @@
 // refuses at once (kOverloaded) so the caller can answer 503 + Retry-After. A model that throws
 // or returns the wrong outputs fails only the requests of that batch (kModelFailure).
 //
+// With BatcherOptions::run_on there are no worker threads: a batch of what is queued runs as a
+// task handed to run_on (the server's HTTP event loop), one at a time. For a model whose forward
+// takes microseconds that saves two thread hand-offs per request (docs/performance.md).
+//
 // Thread-safety: Submit, Drain, Stop and QueueDepth from any thread. Completion callbacks run
-// on a worker thread (or the caller's thread for immediate refusals): keep them short.
+// on a worker thread or a run_on task (or the caller's thread for immediate refusals): keep
+// them short.
 #pragma once
 
 #include <chrono>
@@ -70,6 +75,10 @@ struct BatcherOptions {
   std::chrono::microseconds max_queue_delay{500};
   int queue_capacity = 1024;  // requests
   bool batchable = true;      // the schema's dim 0 is -1 for every input and output
+  // When set, no worker threads: batches run as tasks given to run_on (the HTTP threads'
+  // executor), one at a time (instances is ignored), each taking what is queued when it
+  // starts (max_queue_delay is ignored). run_on must run tasks later, never inside the call.
+  std::function<void(std::function<void()>)> run_on;
 };
 
 class Batcher {
@@ -94,6 +103,12 @@ class Batcher {
   void RunBatch(std::vector<std::unique_ptr<Job>>& jobs);
   void Complete(std::unique_ptr<Job> job, JobResult&& result);
   void Expire(std::unique_ptr<Job> job);  // completes with kDeadline
+  void QueueChanged();                    // under mu_: publishes the queue depth
+  // Under mu_: moves expired jobs to `expired` and the oldest live jobs that fit to `batch`.
+  void Take(Clock::time_point now, std::vector<std::unique_ptr<Job>>& batch,
+            std::vector<std::unique_ptr<Job>>& expired, std::int64_t& rows);
+  void Schedule();      // under mu_, run_on mode: gives run_on a RunScheduled task if needed
+  void RunScheduled();  // run_on mode: one batch of what is queued now
 
   BatcherOptions options_;
   ModelSchema schema_;
@@ -108,6 +123,14 @@ class Batcher {
   bool accepting_ = true;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  // run_on mode: tasks reach the batcher through this; Stop() clears owner (under mu, which a
+  // running task holds) so tasks that run later do nothing.
+  struct Inline {
+    std::mutex mu;
+    Batcher* owner = nullptr;
+  };
+  std::shared_ptr<Inline> inline_;
+  bool scheduled_ = false;  // a RunScheduled task is pending (under mu_)
 };
 
 }  // namespace dlsys::serve

@@ -51,7 +51,7 @@ const Setting kSettings[] = {
     {"body_timeout_ms", &ServeConfig::body_timeout_ms, 1, kMaxTimeoutMs},
     {"max_header_bytes", &ServeConfig::max_header_bytes, 1024, 1048576},
     {"max_request_bytes", &ServeConfig::max_request_bytes, 1, std::int64_t{1} << 34},
-    {"instances", &ServeConfig::instances, 1, 64},
+    {"instances", &ServeConfig::instances, 0, 64},
     {"intra_op_threads", &ServeConfig::intra_op_threads, 0, 256},
     {"max_batch_size", &ServeConfig::max_batch_size, 1, 4096},
     {"max_queue_delay_us", &ServeConfig::max_queue_delay_us, 0, 10'000'000},

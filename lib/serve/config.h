@@ -18,14 +18,16 @@ struct ServeConfig {
   // Listening.
   std::string host = "127.0.0.1";  // host:        loopback unless asked
   int port = 8080;                 // port:        0 = any free port (printed when ready)
-  int http_threads = 2;            // http_threads: threads running the HTTP event loop (1..64)
+  int http_threads = 1;            // http_threads: threads running the HTTP event loop (1..64)
   int max_connections = 256;       // max_connections: further connections are closed at once
   std::uint64_t idle_timeout_ms = 30000;  // idle_timeout_ms: time for a request's headers to arrive
   std::uint64_t body_timeout_ms = 10000;  // body_timeout_ms: time for a body once headers arrived
   std::uint64_t max_header_bytes = 16384;         // max_header_bytes: request line + headers
   std::uint64_t max_request_bytes = 64ull << 20;  // max_request_bytes: body; larger is 413
   // Models.
-  int instances = 1;         // instances:   model executions running at once per version
+  // instances: worker threads running a version's batches (model executions at once);
+  // 0 = auto: fast models (warm-up forward < 0.5 ms, no queue delay) run on the event loop.
+  int instances = 0;
   int intra_op_threads = 0;  // intra_op_threads: libtorch threads per forward; 0 = cores
   int max_batch_size = 32;   // max_batch_size: rows per execution (1 = no batching)
   std::uint64_t max_queue_delay_us = 0;  // max_queue_delay_us: wait for more rows to batch

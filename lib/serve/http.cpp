@@ -8,11 +8,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "core/parallel.h"
 #include "serve/protocol.h"
 
 namespace dlsys::serve::internal {
@@ -26,6 +29,36 @@ using tcp = net::ip::tcp;
 
 }  // namespace
 
+// What the deadline sweep sees of a session (Session is a template: plain TCP or TLS).
+// Timeouts are deadlines stored per session and checked by one periodic sweep: arming one
+// is an atomic store, where a timer per read and write (beast::tcp_stream's expires_after)
+// cost a timer operation and its handler on every request.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Closes the connection on its own executor if its deadline has passed.
+  virtual void ExpireIfLate() = 0;
+  bool Late(std::int64_t now_ns) const {
+    const std::int64_t d = deadline_ns_.load(std::memory_order_relaxed);
+    return d != 0 && now_ns >= d;
+  }
+
+ protected:
+  static std::int64_t NowNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  void Arm(std::chrono::milliseconds timeout) {
+    deadline_ns_.store(NowNs() + std::chrono::nanoseconds(timeout).count(),
+                       std::memory_order_relaxed);
+  }
+  void Disarm() { deadline_ns_.store(0, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> deadline_ns_{0};  // steady clock; 0 = none
+};
+
 struct HttpServer::Impl {
   HttpOptions options;
   HttpHandler handler;
@@ -37,6 +70,11 @@ struct HttpServer::Impl {
   std::mutex mu;
   std::condition_variable idle_cv;
   std::optional<ssl::context> tls;
+  // Open sessions, for the deadline sweep. A session adds itself when it is made and removes
+  // itself in its destructor (under sessions_mu), so every entry is alive while the lock is
+  // held. Declared before ioc: sessions destroyed with it still remove themselves.
+  std::mutex sessions_mu;
+  std::list<SessionBase*> sessions;
   net::io_context ioc;
   // Keeps the threads running while there is nothing to do (completions are posted later).
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -44,7 +82,10 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   bool stopped = false;
 
+  std::optional<net::steady_timer> sweeper;  // after ioc: destroyed before it
+
   void Accept();
+  void Sweep();
   void RequestDone() {
     if (inflight.fetch_sub(1) == 1) {
       std::lock_guard lock(mu);
@@ -69,7 +110,7 @@ std::pair<int, std::string> ReadFailure(const beast::error_code& ec, const HttpO
 }
 
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   template <class... Args>
   Session(HttpServer::Impl& server, Args&&... args)
@@ -77,8 +118,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     server_.connections.fetch_add(1);
     // Large bodies arrive in 64 KiB reads rather than Beast's default 512 bytes.
     buffer_.reserve(64 * 1024);
+    std::lock_guard lock(server_.sessions_mu);
+    registered_ = server_.sessions.insert(server_.sessions.end(), this);
   }
-  ~Session() { server_.connections.fetch_sub(1); }
+  ~Session() override {
+    {
+      std::lock_guard lock(server_.sessions_mu);
+      server_.sessions.erase(registered_);
+    }
+    server_.connections.fetch_sub(1);
+  }
+
+  void ExpireIfLate() override {
+    auto self = this->weak_from_this().lock();
+    if (!self) return;  // being destroyed: its destructor waits for the sweep's lock
+    net::post(stream_.get_executor(), [self = std::move(self)] {
+      if (!self->Late(NowNs())) return;  // a new deadline was armed meanwhile
+      self->Disarm();
+      // Pending reads and writes complete with operation_aborted and the session ends.
+      beast::error_code ignored;
+      self->Lowest().socket().close(ignored);
+    });
+  }
 
   void Start() {
     beast::error_code ec;
@@ -88,7 +149,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       peer_port_ = ep.port();
     }
     if constexpr (kTls) {
-      Lowest().expires_after(server_.options.idle_timeout);
+      Arm(server_.options.idle_timeout);
       stream_.async_handshake(ssl::stream_base::server,
                               [self = this->shared_from_this()](beast::error_code ec) {
                                 if (!ec) self->ReadHeader();
@@ -108,7 +169,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::uint64_t>(server_.options.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(server_.options.max_body_bytes);
-    Lowest().expires_after(server_.options.idle_timeout);
+    Arm(server_.options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               self->OnHeader(ec);
@@ -118,7 +179,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     received_ = std::chrono::steady_clock::now();
-    Lowest().expires_after(server_.options.body_timeout);
+    Arm(server_.options.body_timeout);
     const auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
       // curl asks before sending large bodies; answering saves it a one-second wait.
@@ -164,6 +225,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void OnRead(beast::error_code ec) {
     if (ec) return OnReadError(ec);
+    Disarm();  // no deadline while the request is handled
     auto req = parser_->release();
     parser_.reset();
     request_ = std::make_shared<HttpRequest>();
@@ -186,7 +248,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     server_.inflight.fetch_add(1);
     auto self = this->shared_from_this();
     server_.handler(request_, [self](HttpResponse&& response) {
-      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+      // Inline when already on the connection's executor (a batch run on the event loop), else
+      // queued to it (a worker thread, or another loop thread's strand).
+      net::dispatch(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->Write(std::move(response));
       });
     });
@@ -205,7 +269,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->body() = std::move(response_.body);
     res->keep_alive(request_->keep_alive && !server_.closing.load());
     res->prepare_payload();
-    Lowest().expires_after(server_.options.idle_timeout);
+    Arm(server_.options.idle_timeout);
     http::async_write(
         stream_, *res,
         [self = this->shared_from_this(), res](beast::error_code ec, std::size_t bytes) {
@@ -214,6 +278,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void OnWrite(beast::error_code ec, std::size_t bytes, bool keep_alive) {
+    Disarm();
     if (server_.done) server_.done(*request_, response_, ec ? 0 : body_bytes_);
     request_.reset();
     server_.RequestDone();
@@ -244,12 +309,36 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   int peer_port_ = 0;
   std::size_t body_bytes_ = 0;  // of the response being written
   std::chrono::steady_clock::time_point received_;
+  std::list<SessionBase*>::iterator registered_;
 };
 
 }  // namespace
 
+void HttpServer::Impl::Sweep() {
+  {
+    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch())
+                         .count();
+    std::lock_guard lock(sessions_mu);
+    for (SessionBase* s : sessions) {
+      if (s->Late(now)) s->ExpireIfLate();  // posts; the session stays alive through its handler
+    }
+  }
+  // Deadlines are checked every quarter of the shorter timeout (10 ms .. 1 s): a late client is
+  // cut off between its timeout and 1.25 times it.
+  const auto period = std::clamp(std::min(options.idle_timeout, options.body_timeout) / 4,
+                                 std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  sweeper->expires_after(period);
+  sweeper->async_wait([this](beast::error_code ec) {
+    if (!ec) Sweep();
+  });
+}
+
 void HttpServer::Impl::Accept() {
-  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  // One event-loop thread runs every handler in order: sessions need no strand.
+  const auto executor = options.threads > 1 ? net::any_io_executor(net::make_strand(ioc))
+                                            : net::any_io_executor(ioc.get_executor());
+  acceptor->async_accept(executor, [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
     if (!ec) {
       if (connections.load() >= options.max_connections) {
@@ -331,10 +420,17 @@ Result<int> HttpServer::Listen(const std::string& host, int port) {
 
 void HttpServer::Start() {
   impl_->work.emplace(impl_->ioc.get_executor());
+  impl_->sweeper.emplace(impl_->ioc);
+  impl_->Sweep();
   impl_->Accept();
   const int n = std::max(1, impl_->options.threads);
-  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] {
+      core::NameThisThread("dlsys-http");
+      impl_->ioc.run();
+    });
 }
+
+void HttpServer::Post(std::function<void()> task) { net::post(impl_->ioc, std::move(task)); }
 
 void HttpServer::SetClosing() { impl_->closing.store(true); }
 

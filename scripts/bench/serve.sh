@@ -107,7 +107,12 @@ done
 spec() {  # spec NAME WIDTH_IN WIDTH_OUT
   printf 'name: %s\nversion: 1.0.0\ninputs:\n  - {name: x, dtype: float32, shape: [-1, %s]}\noutputs:\n  - {name: y, dtype: float32, shape: [-1, %s]}\n' "$1" "$2" "$3"
 }
-spec mlp16 16 4 >mlp16.yaml
+# mlp16 carries an example, as archives from `dlsys pack` in a pipeline do: serve times its
+# forward at warm-up and (instances 0, auto) runs this fast model on the HTTP event loop.
+{ spec mlp16 16 4
+  printf 'examples:\n  - name: one-row\n    inputs:\n      x: {data: [[%s]]}\n' \
+    "0.5, -0.25, 0.125, 1, -1, 0.75, 0.3, -0.6, 0.9, 0.1, -0.2, 0.4, -0.8, 0.6, 0.2, -0.4"
+} >mlp16.yaml
 spec heavy 1024 1024 >heavy.yaml
 spec wide 262144 1 >wide.yaml
 for p in "mlp16 mlp16" "mlp_heavy heavy" "mlp_wide1m wide"; do
@@ -157,7 +162,7 @@ best_of() {
 : >sweep1.tsv
 if [ "$SWEEP" = 1 ]; then
   # stage A: threads and instances at the default batching
-  for ht in 1 2; do for inst in 1 2; do for iop in 1 2; do
+  for ht in 1 2; do for inst in 0 1 2; do for iop in 1 2; do
     serve_mlp16 "$SWEEP_SECS" sweep --http-threads $ht --instances $inst --intra-op-threads $iop
   done; done; done
   read -r -a A <<<"$(best_of sweep1.tsv)"

@@ -81,6 +81,17 @@ def x_input(data_rows):
              "data": [v for r in data_rows for v in r]}]
 
 
+def post_mlp16(server, data_rows):
+    """One inference on its own connection (so concurrent calls can share a batch):
+    (status, the output's data)."""
+    c = server.connection()
+    c.request("POST", "/v2/models/mlp16/infer", json.dumps({"inputs": x_input(data_rows)}))
+    r = c.getresponse()
+    body = json.loads(r.read())
+    c.close()
+    return r.status, body["outputs"][0]["data"]
+
+
 def setUpModule():
     import tempfile
     ServeTest.cache_dir = tempfile.mkdtemp(prefix="dlsys-serve-cache-")
@@ -261,17 +272,8 @@ class Batching(ServeTest):
         # 24 concurrent requests with a long queue delay: they share executions.
         s = self.serve(archive, "--allow-unsigned", "--max-batch-size", "8",
                        "--max-queue-delay-us", "200000")
-
-        def one(i):
-            srv = s.connection()
-            srv.request("POST", "/v2/models/mlp16/infer", json.dumps({"inputs": x_input(rows(1, i))}))
-            r = srv.getresponse()
-            body = json.loads(r.read())
-            srv.close()
-            return r.status, body["outputs"][0]["data"]
-
         with concurrent.futures.ThreadPoolExecutor(24) as pool:
-            results = list(pool.map(one, range(24)))
+            results = list(pool.map(lambda i: post_mlp16(s, rows(1, i)), range(24)))
         for i, (status, data) in enumerate(results):
             self.assertEqual(status, 200)
             self.assertEqual(data, single[i], "request %d differs when batched" % i)
@@ -284,6 +286,33 @@ class Batching(ServeTest):
         status, body = s.infer("mlp16", x_input(rows(3, 0)))
         self.assertEqual(body["outputs"][0]["data"], single[0] + single[1] + single[2])
         self.assertEqual(s.stop(), EXIT_OK)
+
+
+    def test_fast_models_run_on_the_event_loop_with_the_same_results(self):
+        archive = self.archive("mlp16")
+        reference = None
+        # instances 0 (auto) picks the event loop when the timed warm-up forward is under
+        # 0.5 ms and there is no queue delay; --instances N or a queue delay use workers.
+        # Two HTTP threads: connections on strands, batches on either thread.
+        for flags, forced in (((), None), (("--instances", "1"), "threads"),
+                              (("--max-queue-delay-us", "100"), "threads"),
+                              (("--http-threads", "2"), None),
+                              (("--http-threads", "2", "--instances", "1"), "threads")):
+            s = self.serve(archive, "--allow-unsigned", "--log-format", "json", *flags)
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                results = list(pool.map(lambda i: post_mlp16(s, rows(1 + i % 3, i)), range(32)))
+            self.assertEqual([st for st, _ in results], [200] * 32)
+            if reference is None:
+                reference = results
+            self.assertEqual(results, reference, "results differ between executors")
+            self.assertEqual(s.stop(), EXIT_OK)
+            load = [json.loads(line) for line in s.stderr().splitlines()
+                    if '"event":"serve.load"' in line]
+            self.assertEqual(len(load), 1, s.stderr())
+            fast = load[0]["warmup_forward_ms"] < 0.5
+            want = forced or ("event-loop" if fast else "threads")
+            self.assertEqual(load[0]["executor"], want, load[0])
+            self.assertEqual("instances" in load[0], want == "threads", load[0])
 
 
 class Overload(ServeTest):

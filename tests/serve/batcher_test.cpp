@@ -6,6 +6,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <future>
 #include <latch>
 #include <memory>
@@ -211,15 +213,65 @@ BatcherOptions Options(int max_batch_size, std::chrono::microseconds delay, int 
   return o;
 }
 
-class BatcherTest : public ::testing::Test {
+// A stand-in for the HTTP event loop: one thread running posted tasks in order.
+class EventLoop {
+ public:
+  EventLoop() : thread_([this] { Run(); }) {}
+  ~EventLoop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Post(std::function<void()> task) {
+    {
+      std::lock_guard lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_all();
+  }
+  std::thread::id id() const { return thread_.get_id(); }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Where batches run: the batcher's worker threads, or tasks posted to an event loop (run_on).
+enum class Executor { kThreads, kEventLoop };
+
+class BatcherTest : public ::testing::TestWithParam<Executor> {
  protected:
   ~BatcherTest() override {
     model_.Open();  // a worker blocked at the gate would deadlock the destructor's join
     batcher_.reset();
   }
+  BatcherOptions OnExecutor(BatcherOptions options) {
+    if (GetParam() == Executor::kEventLoop) {
+      options.run_on = [this](std::function<void()> task) { loop_.Post(std::move(task)); };
+    }
+    return options;
+  }
   Batcher& Start(BatcherOptions options, RunFn run = {}, ModelSchema schema = RowSchema()) {
-    batcher_ =
-        std::make_unique<Batcher>(options, std::move(schema), run ? run : model_.Fn(), &metrics_);
+    batcher_ = std::make_unique<Batcher>(OnExecutor(std::move(options)), std::move(schema),
+                                         run ? run : model_.Fn(), &metrics_);
     return *batcher_;
   }
   // Submits a one-row job and waits until the worker is inside the model, held at the gate.
@@ -239,10 +291,25 @@ class BatcherTest : public ::testing::Test {
 
   FakeModel model_;
   ModelMetrics metrics_;
+  EventLoop loop_;  // outlives batcher_
   std::unique_ptr<Batcher> batcher_;
 };
 
-TEST_F(BatcherTest, ConcatenatesMixedRequestsUpToMaxBatchAndSplitsRowsBack) {
+std::string ExecutorName(const ::testing::TestParamInfo<Executor>& info) {
+  return info.param == Executor::kThreads ? "Threads" : "EventLoop";
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, BatcherTest,
+                         ::testing::Values(Executor::kThreads, Executor::kEventLoop),
+                         ExecutorName);
+
+// Behaviour of worker threads only: waiting max_queue_delay for company (an event loop never
+// waits; it runs what is queued).
+class BatcherThreadsTest : public BatcherTest {};
+INSTANTIATE_TEST_SUITE_P(Executors, BatcherThreadsTest, ::testing::Values(Executor::kThreads),
+                         ExecutorName);
+
+TEST_P(BatcherTest, ConcatenatesMixedRequestsUpToMaxBatchAndSplitsRowsBack) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker;
   BlockWorker(blocker);
@@ -269,7 +336,34 @@ TEST_F(BatcherTest, ConcatenatesMixedRequestsUpToMaxBatchAndSplitsRowsBack) {
   EXPECT_EQ(calls[2].first, 500.0f);
 }
 
-TEST_F(BatcherTest, LongDelayWaitsUntilTheBatchIsFull) {
+TEST_P(BatcherTest, BatchesRunOnTheEventLoopOrOnAWorkerButNeverOnTheSubmitter) {
+  std::mutex mu;
+  std::vector<std::thread::id> ran_on;
+  Batcher& b = Start(Options(8, 0us), [&](std::span<const TensorView> in) -> RunResult {
+    std::lock_guard lock(mu);
+    ran_on.push_back(std::this_thread::get_id());
+    return Compute(in);
+  });
+  std::vector<Pending> jobs(3);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    ASSERT_EQ(b.Submit(MakeJob(jobs[i], 1, 2, static_cast<float>(i))), Batcher::Submitted::kQueued);
+    auto r = Await(jobs[i]);
+    ASSERT_TRUE(r);
+    ExpectOwnRows(*r, jobs[i]);
+  }
+  std::lock_guard lock(mu);
+  ASSERT_EQ(ran_on.size(), 3u);
+  for (const auto& id : ran_on) {
+    EXPECT_NE(id, std::this_thread::get_id());
+    if (GetParam() == Executor::kEventLoop) {
+      EXPECT_EQ(id, loop_.id());
+    } else {
+      EXPECT_NE(id, loop_.id());
+    }
+  }
+}
+
+TEST_P(BatcherThreadsTest, LongDelayWaitsUntilTheBatchIsFull) {
   // The delay is far longer than submitting 8 requests takes; the batch flushes when full.
   Batcher& b = Start(Options(8, 10s));
   std::vector<Pending> jobs(8);
@@ -291,7 +385,7 @@ TEST_F(BatcherTest, LongDelayWaitsUntilTheBatchIsFull) {
   EXPECT_EQ(model_.CallRows(), (std::vector<std::int64_t>{8}));
 }
 
-TEST_F(BatcherTest, ZeroDelayRunsASingleRequestAlone) {
+TEST_P(BatcherTest, ZeroDelayRunsASingleRequestAlone) {
   Batcher& b = Start(Options(8, 0us));
   Pending p;
   ASSERT_EQ(b.Submit(MakeJob(p, 1, 4, 1)), Batcher::Submitted::kQueued);
@@ -302,7 +396,7 @@ TEST_F(BatcherTest, ZeroDelayRunsASingleRequestAlone) {
   EXPECT_EQ(model_.CallRows(), (std::vector<std::int64_t>{1}));
 }
 
-TEST_F(BatcherTest, PartialBatchRunsOnceTheOldestWaitedTheDelay) {
+TEST_P(BatcherThreadsTest, PartialBatchRunsOnceTheOldestWaitedTheDelay) {
   constexpr auto kDelay = 50ms;
   Batcher& b = Start(Options(8, kDelay));
   std::vector<Pending> jobs(3);
@@ -323,7 +417,7 @@ TEST_F(BatcherTest, PartialBatchRunsOnceTheOldestWaitedTheDelay) {
   EXPECT_EQ(rows, 3);
 }
 
-TEST_F(BatcherTest, RequestsWithDifferentRowShapesNeverShareACall) {
+TEST_P(BatcherTest, RequestsWithDifferentRowShapesNeverShareACall) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker;
   BlockWorker(blocker, 1, 4);
@@ -346,7 +440,7 @@ TEST_F(BatcherTest, RequestsWithDifferentRowShapesNeverShareACall) {
   for (const CallInfo& c : calls) EXPECT_TRUE(c.size_ok);
 }
 
-TEST_F(BatcherTest, NotBatchableRunsEveryRequestOnItsOwn) {
+TEST_P(BatcherTest, NotBatchableRunsEveryRequestOnItsOwn) {
   ModelSchema fixed;
   fixed.inputs = {{"x", DType::kFloat32, {2, 3}}};
   fixed.outputs = {{"y", DType::kFloat32, {2, 3}}, {"s", DType::kFloat32, {2, 1}}};
@@ -387,7 +481,7 @@ TEST_F(BatcherTest, NotBatchableRunsEveryRequestOnItsOwn) {
   }
 }
 
-TEST_F(BatcherTest, ExpiredJobsFailWithDeadlineAndNeverRun) {
+TEST_P(BatcherTest, ExpiredJobsFailWithDeadlineAndNeverRun) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker;
   BlockWorker(blocker);
@@ -416,7 +510,7 @@ TEST_F(BatcherTest, ExpiredJobsFailWithDeadlineAndNeverRun) {
   EXPECT_EQ(calls[1].first, 30.0f);
 }
 
-TEST_F(BatcherTest, FullQueueRefusesWithoutCallingDone) {
+TEST_P(BatcherTest, FullQueueRefusesWithoutCallingDone) {
   BatcherOptions o = Options(8, 0us);
   o.queue_capacity = 3;
   Batcher& b = Start(o);
@@ -445,7 +539,7 @@ TEST_F(BatcherTest, FullQueueRefusesWithoutCallingDone) {
 
 constexpr float kPoison = -999;
 
-TEST_F(BatcherTest, ModelFailureFailsOnlyThatBatch) {
+TEST_P(BatcherTest, ModelFailureFailsOnlyThatBatch) {
   Batcher& b = Start(Options(8, 0us), [this](std::span<const TensorView> in) -> RunResult {
     model_.Enter(in);
     const std::size_t n = in[0].data.size() / sizeof(float);
@@ -485,7 +579,7 @@ TEST_F(BatcherTest, ModelFailureFailsOnlyThatBatch) {
   EXPECT_EQ(model_.CallRows(), (std::vector<std::int64_t>{1, 3, 1, 2}));
 }
 
-TEST_F(BatcherTest, BadInputFromTheModelMapsToBadInput) {
+TEST_P(BatcherTest, BadInputFromTheModelMapsToBadInput) {
   Batcher& b = Start(Options(8, 0us), [](std::span<const TensorView>) -> RunResult {
     return tl::unexpected(RunError{RunFailure::kBadInput, "input 'x' has the wrong size"});
   });
@@ -498,7 +592,7 @@ TEST_F(BatcherTest, BadInputFromTheModelMapsToBadInput) {
   EXPECT_NE(r->message.find("input 'x' has the wrong size"), std::string::npos) << r->message;
 }
 
-TEST_F(BatcherTest, WrongOutputsFailWithAMessageNamingTheOutput) {
+TEST_P(BatcherTest, WrongOutputsFailWithAMessageNamingTheOutput) {
   struct Case {
     const char* what;
     void (*mutate)(std::vector<Tensor>&);
@@ -530,7 +624,7 @@ TEST_F(BatcherTest, WrongOutputsFailWithAMessageNamingTheOutput) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     Batcher b(
-        Options(8, 0us), RowSchema(),
+        OnExecutor(Options(8, 0us)), RowSchema(),
         [&c](std::span<const TensorView> in) -> RunResult {
           auto out = Compute(in);
           c.mutate(out);
@@ -566,7 +660,7 @@ JobResult RunWithOutputs(void (*shape_outputs)(std::vector<Tensor>&), Pending& p
   return r ? std::move(*r) : JobResult{};
 }
 
-TEST_F(BatcherTest, OutputsNamedByKeyAreReorderedToSchemaOrder) {
+TEST_P(BatcherTest, OutputsNamedByKeyAreReorderedToSchemaOrder) {
   Pending p;
   JobResult r = RunWithOutputs(
       [](std::vector<Tensor>& o) {  // a dict {"s": ..., "y": ...}
@@ -581,7 +675,7 @@ TEST_F(BatcherTest, OutputsNamedByKeyAreReorderedToSchemaOrder) {
   ExpectOwnRows(r, p);
 }
 
-TEST_F(BatcherTest, OutputsNamedOutputNAreTakenByPosition) {
+TEST_P(BatcherTest, OutputsNamedOutputNAreTakenByPosition) {
   Pending p;
   JobResult r = RunWithOutputs([](std::vector<Tensor>&) {}, p);  // "output0", "output1"
   ASSERT_FALSE(r.failure) << r.message;
@@ -589,7 +683,7 @@ TEST_F(BatcherTest, OutputsNamedOutputNAreTakenByPosition) {
   ExpectOwnRows(r, p);
 }
 
-TEST_F(BatcherTest, OutputsMatchingOnlySomeSchemaNamesAreTakenByPosition) {
+TEST_P(BatcherTest, OutputsMatchingOnlySomeSchemaNamesAreTakenByPosition) {
   // Only "y" matches a schema name: the rule is by name when every name is present, else by
   // position, so the matched tensor must not be lost on the way to the positional fallback.
   Pending p;
@@ -598,7 +692,7 @@ TEST_F(BatcherTest, OutputsMatchingOnlySomeSchemaNamesAreTakenByPosition) {
   ExpectOwnRows(r, p);
 }
 
-TEST_F(BatcherTest, DrainRefusesNewJobsAndWaitsForQueuedAndRunningOnes) {
+TEST_P(BatcherTest, DrainRefusesNewJobsAndWaitsForQueuedAndRunningOnes) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker;
   BlockWorker(blocker);
@@ -627,7 +721,7 @@ TEST_F(BatcherTest, DrainRefusesNewJobsAndWaitsForQueuedAndRunningOnes) {
   EXPECT_EQ(b.QueueDepth(), 0);
 }
 
-TEST_F(BatcherTest, DrainWhileIdleSucceedsAndRefusesAfterwards) {
+TEST_P(BatcherTest, DrainWhileIdleSucceedsAndRefusesAfterwards) {
   Batcher& b = Start(Options(8, 0us));
   EXPECT_TRUE(b.Drain(Clock::now() - 1ms));  // nothing to wait for
   Pending p;
@@ -635,7 +729,7 @@ TEST_F(BatcherTest, DrainWhileIdleSucceedsAndRefusesAfterwards) {
   EXPECT_EQ(p.done_calls->load(), 0);
 }
 
-TEST_F(BatcherTest, DrainReturnsFalseWhenUntilPassesFirst) {
+TEST_P(BatcherTest, DrainReturnsFalseWhenUntilPassesFirst) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker, queued;
   BlockWorker(blocker);
@@ -651,7 +745,7 @@ TEST_F(BatcherTest, DrainReturnsFalseWhenUntilPassesFirst) {
   ExpectOwnRows(*r, queued);
 }
 
-TEST_F(BatcherTest, StopFailsQueuedJobsAsOverloadedAndJoins) {
+TEST_P(BatcherTest, StopFailsQueuedJobsAsOverloadedAndJoins) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker;
   BlockWorker(blocker);
@@ -686,7 +780,7 @@ TEST_F(BatcherTest, StopFailsQueuedJobsAsOverloadedAndJoins) {
   b.Stop();  // again: a no-op
 }
 
-TEST_F(BatcherTest, ConcurrentSubmittersEachGetTheirOwnRowsExactlyOnce) {
+TEST_P(BatcherTest, ConcurrentSubmittersEachGetTheirOwnRowsExactlyOnce) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 500;
   constexpr int kCols = 4;
@@ -758,7 +852,7 @@ TEST_F(BatcherTest, ConcurrentSubmittersEachGetTheirOwnRowsExactlyOnce) {
   EXPECT_EQ(b.QueueDepth(), 0);
 }
 
-TEST_F(BatcherTest, MetricsCountExecutionsAndQueueDepthReturnsToZero) {
+TEST_P(BatcherTest, MetricsCountExecutionsAndQueueDepthReturnsToZero) {
   Batcher& b = Start(Options(8, 0us));
   Pending blocker;
   BlockWorker(blocker);

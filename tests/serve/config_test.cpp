@@ -244,7 +244,7 @@ TEST_F(ConfigTest, CheckRanges) {
   c.port = 70000;
   usage(c, "port");
   c = {};
-  c.instances = 0;
+  c.instances = -1;
   usage(c, "instances");
   c = {};
   c.max_batch_size = 4097;

@@ -5,7 +5,10 @@
 
 #include <spdlog/sinks/base_sink.h>
 
+#include <condition_variable>
 #include <mutex>
+#include <string>
+#include <thread>
 
 #include "core/file.h"
 
@@ -23,6 +26,37 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
  private:
   int fd_;
   core::UniqueFd owned_;
+};
+
+// The server's sink: lines are appended to a buffer and a writer thread writes them, many per
+// write() call. The writer is woken only when a line arrives while it is idle; after each write
+// it lets lines gather for kGather, so a busy server costs one wake-up and one write() per
+// interval instead of per line. A write() always holds whole lines. Memory is bounded: a
+// producer that finds kMaxBuffered bytes waiting writes them itself (and so waits for the disk
+// rather than dropping records). flush() (Shutdown, ~Channel) writes everything at once.
+class BatchingFdSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  static constexpr auto kGather = std::chrono::milliseconds(2);
+  static constexpr std::size_t kMaxBuffered = 1 << 20;
+
+  BatchingFdSink(int fd, core::UniqueFd owned);
+  ~BatchingFdSink() override;  // writes what is buffered and joins the writer
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override;
+  void flush_() override;
+
+ private:
+  void Loop();
+
+  int fd_;
+  core::UniqueFd owned_;
+  std::string buffer_;  // whole lines, guarded by base_sink::mutex_
+  std::string spare_;   // the other buffer, so neither is reallocated per interval
+  std::condition_variable wake_;
+  bool idle_ = false;  // the writer waits for a first line (and must be woken)
+  bool stop_ = false;
+  std::thread writer_;
 };
 
 // Opens `path` for appending, creating it with mode 0644. Only regular files: a FIFO, device,

@@ -2,7 +2,6 @@
 // (record.cpp). Internal to lib/log: it exposes spdlog.
 #pragma once
 
-#include <spdlog/async.h>
 #include <spdlog/logger.h>
 
 #include <memory>
@@ -15,16 +14,13 @@ namespace dlsys::log::internal {
 
 // One configuration, immutable once made. A Record holds the State it was made under, so a
 // concurrent Init or Shutdown never pulls the writer from under a record being emitted; the
-// background writer (async) stops when the last holder lets go.
+// background writer (async) writes what it holds and stops when the last holder lets go.
 struct State {
   Options options;  // as given to Init
   Format format = Format::kText;
   std::string service;
   std::string host;
   long pid = 0;
-  // Declared before the logger so the logger goes first and the pool's destructor then drains
-  // the queue and joins the writer thread.
-  std::shared_ptr<spdlog::details::thread_pool> pool;  // null unless async
   std::shared_ptr<spdlog::logger> logger;
 };
 

@@ -93,6 +93,8 @@ class HttpServer {
   // address cannot be bound (in use, not local).
   [[nodiscard]] Result<int> Listen(const std::string& host, int port);
   void Start();  // starts the event-loop threads
+  // Runs `task` on one of the event-loop threads (after the handlers already ready there).
+  void Post(std::function<void()> task);
   // From now on every response carries Connection: close.
   void SetClosing();
   // Stops accepting; waits until no request is being handled or written, or `until`.
