@@ -309,8 +309,9 @@ class Batching(ServeTest):
             load = [json.loads(line) for line in s.stderr().splitlines()
                     if '"event":"serve.load"' in line]
             self.assertEqual(len(load), 1, s.stderr())
-            fast = load[0]["warmup_forward_ms"] < 0.5
-            want = forced or ("event-loop" if fast else "threads")
+            # Only the automatic choice times forwards.
+            self.assertEqual("warmup_forward_ms" in load[0], forced is None, load[0])
+            want = forced or ("event-loop" if load[0]["warmup_forward_ms"] < 0.5 else "threads")
             self.assertEqual(load[0]["executor"], want, load[0])
             self.assertEqual("instances" in load[0], want == "threads", load[0])
 
