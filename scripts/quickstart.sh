@@ -3,7 +3,8 @@
 # installs dependencies, builds dlsys, exports an example model, then
 # keygen -> pack -> inspect -> verify -> probe -> verify --target --smoke
 # (and shows a tampered and a non-canonical archive failing), then serves the archive
-# (KServe v2 on 127.0.0.1), queries it with curl and reads its Prometheus metrics.
+# (KServe v2 on 127.0.0.1), queries it with curl, reads its Prometheus metrics and summarizes
+# its JSON log with dlsys monitor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -39,15 +40,16 @@ set +e
 echo "exit code: $?"
 set -e
 echo; echo "# serve the archive on 127.0.0.1 (a free port), ask it for a prediction, read its metrics"
-"$DLSYS" serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 > serve.out 2> serve.log &
+"$DLSYS" serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 \
+  --log-format json --log-file serve.log > serve.out 2> serve.err &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true' EXIT
 for _ in $(seq 600); do   # the ready line appears once the model is verified, loaded and warm
   grep -q "ready on" serve.out && break
-  kill -0 "$SERVER" 2>/dev/null || { cat serve.log; exit 1; }
+  kill -0 "$SERVER" 2>/dev/null || { cat serve.err serve.log; exit 1; }
   sleep 0.1
 done
-printf '\n\033[1m$ dlsys serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 &\033[0m\n'
+printf '\n\033[1m$ dlsys serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 --log-format json --log-file serve.log &\033[0m\n'
 cat serve.out
 URL=$(sed -n 's/^dlsys serve: ready on \(http[^ ]*\).*/\1/p' serve.out)
 step curl -s "$URL/v2/models/iris-mlp"
@@ -56,7 +58,14 @@ step curl -s "$URL/v2/models/iris-mlp/infer" -d '{"id":"q1","inputs":[{"name":"x
 echo
 printf '\n\033[1m$ curl -s %s/metrics | grep ...\033[0m\n' "$URL"
 curl -s "$URL/metrics" | grep -E '^dlsys_inference_(request_success_total|request_failure_total.*bad_input|count_total|exec_count_total|request_duration_seconds_(count|sum))'
+for i in $(seq 20); do   # a little traffic for the monitor: 20 predictions, one bad request
+  curl -s -o /dev/null "$URL/v2/models/iris-mlp/infer" -d '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}'
+done
+curl -s -o /dev/null "$URL/v2/models/iris-mlp/infer" -d '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]}'
 kill -TERM "$SERVER" && wait "$SERVER"
-echo; echo "# its log: lifecycle events and one access record per request (docs/logging.md)"
-cat serve.log
+echo; echo "# its log: lifecycle events and one JSON access record per request (docs/logging.md)"
+head -n 4 serve.log
+echo "... ($(wc -l < serve.log) lines)"
+echo; echo "# summarize the log per model version: rate, errors, latency quantiles (docs/monitoring.md)"
+step "$DLSYS" monitor serve.log
 echo; echo "quickstart done: artefacts in $WORK"

@@ -67,5 +67,6 @@ void RegisterInspect(CLI::App& app, RunFn& run);
 void RegisterVerify(CLI::App& app, RunFn& run);
 void RegisterProbe(CLI::App& app, RunFn& run);
 void RegisterServe(CLI::App& app, RunFn& run);
+void RegisterMonitor(CLI::App& app, RunFn& run);
 
 }  // namespace dlsys::cli

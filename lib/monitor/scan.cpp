@@ -1,0 +1,806 @@
+#include "monitor/scan.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <simdjson.h>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/file.h"
+#include "core/parallel.h"
+
+namespace dlsys::monitor {
+namespace {
+
+constexpr std::size_t kBlockBytes = 4 << 20;  // per read; lines longer than a block are bad
+const std::string kOtherGroup = "(other)";
+
+// ---- time ------------------------------------------------------------------------------
+
+// Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's days_from_civil).
+std::int64_t DaysFromCivil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+// The inverse (civil_from_days).
+void CivilFromDays(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
+bool Digits(std::string_view s, std::size_t at, std::size_t n, int& out) {
+  if (at + n > s.size()) return false;
+  out = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+// ---- one line --------------------------------------------------------------------------
+
+// What a field of interest is used for (one field may be several, e.g. --by status).
+enum Role : unsigned {
+  kTimestamp = 1,
+  kLevel = 2,
+  kStatus = 4,
+  kLatency = 8,
+  kBatch = 16,
+  kText = 32,  // its value as text, for a group key or a filter
+};
+
+struct Slot {
+  std::string name;
+  unsigned roles = 0;
+};
+
+// The fields of interest, found once per scan.
+struct Plan {
+  std::vector<Slot> slots;
+  std::vector<int> by_slot;                          // per ScanOptions::by
+  std::vector<std::pair<int, std::string>> where;    // slot, wanted text
+  int SlotOf(const std::string& name) {
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].name == name) return static_cast<int>(i);
+    }
+    slots.push_back({name, 0});
+    return static_cast<int>(slots.size() - 1);
+  }
+  // Slots by name length, so most keys of a record are rejected by their length alone.
+  static constexpr std::size_t kIndexedLength = 128;
+  std::vector<std::vector<int>> by_length;
+  explicit Plan(const ScanOptions& o) : by_length(kIndexedLength) {
+    slots[static_cast<std::size_t>(SlotOf("@timestamp"))].roles |= kTimestamp;
+    slots[static_cast<std::size_t>(SlotOf("log.level"))].roles |= kLevel;
+    slots[static_cast<std::size_t>(SlotOf("status"))].roles |= kStatus;
+    slots[static_cast<std::size_t>(SlotOf("latency_ms"))].roles |= kLatency;
+    slots[static_cast<std::size_t>(SlotOf("batch_size"))].roles |= kBatch;
+    for (const auto& f : o.by) {
+      const int s = SlotOf(f);
+      slots[static_cast<std::size_t>(s)].roles |= kText;
+      by_slot.push_back(s);
+    }
+    for (const auto& [f, v] : o.where) {
+      const int s = SlotOf(f);
+      slots[static_cast<std::size_t>(s)].roles |= kText;
+      where.emplace_back(s, v);
+    }
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      // A field name of 128 bytes or more is never found (none of ours is that long).
+      const std::size_t len = slots[i].name.size();
+      if (len > 0 && len < kIndexedLength) by_length[len].push_back(static_cast<int>(i));
+    }
+  }
+};
+
+int LevelNumber(std::string_view s) {
+  static constexpr std::string_view kNames[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
+  for (int i = 0; i < 6; ++i) {
+    if (s == kNames[i]) return i;
+  }
+  return -1;
+}
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// One thread's parser and totals.
+class Counter {
+ public:
+  Counter(const ScanOptions& options, const Plan& plan)
+      : options_(options), plan_(plan), text_(plan.slots.size()), seen_(plan.slots.size()) {}
+
+  // A line without its newline; [p, p + capacity) is readable (capacity >= n + padding).
+  void Line(const char* p, std::size_t n, std::size_t capacity) {
+    while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t')) --n;
+    if (n == 0) return;
+    ++totals_.lines;
+    if (n > options_.max_line_bytes || !Parse(p, n, capacity)) {
+      ++totals_.bad_lines;
+      return;
+    }
+    Count();
+  }
+
+  void BadLine() {
+    ++totals_.lines;
+    ++totals_.bad_lines;
+  }
+  void AddBytes(std::uint64_t n) { totals_.bytes += n; }
+
+  // Moves this thread's totals and groups into `into`.
+  void MergeInto(ScanSummary& into, std::unordered_map<std::string, GroupStats, StringHash,
+                                                       std::equal_to<>>& groups) {
+    into.bytes += totals_.bytes;
+    into.lines += totals_.lines;
+    into.requests += totals_.requests;
+    into.events += totals_.events;
+    into.filtered_out += totals_.filtered_out;
+    into.bad_lines += totals_.bad_lines;
+    into.groups_capped = into.groups_capped || capped_;
+    for (auto& [k, g] : groups_) {
+      auto it = groups.find(k);
+      if (it == groups.end()) {
+        groups.emplace(k, std::move(g));
+      } else {
+        it->second.Merge(g);
+      }
+    }
+  }
+
+ private:
+  // Reads the fields of interest; false = a bad line. The DOM parser validates the whole
+  // line (structure, UTF-8, numbers) and dispatches to the CPU's SIMD kernels at run time.
+  bool Parse(const char* p, std::size_t n, std::size_t capacity) {
+    (void)capacity;  // >= n + SIMDJSON_PADDING: parse() reads the padding, never past it
+    std::fill(seen_.begin(), seen_.end(), false);
+    has_ts_ = has_level_ = has_status_ = has_latency_ = has_batch_ = false;
+    simdjson::dom::element doc;
+    if (parser_.parse(p, n, false).get(doc)) return false;
+    simdjson::dom::object obj;
+    if (doc.get_object().get(obj)) return false;
+    for (const auto field : obj) {
+      const int slot = SlotOf(field.key);
+      if (slot >= 0 && !Read(static_cast<std::size_t>(slot), field.value)) return false;
+    }
+    return true;
+  }
+
+  int SlotOf(std::string_view key) const {
+    if (key.empty() || key.size() >= Plan::kIndexedLength) return -1;
+    for (const int i : plan_.by_length[key.size()]) {
+      const std::string& name = plan_.slots[static_cast<std::size_t>(i)].name;
+      if (name.front() == key.front() && std::memcmp(name.data(), key.data(), key.size()) == 0) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  bool Read(std::size_t slot, simdjson::dom::element v) {
+    using simdjson::dom::element_type;
+    const unsigned roles = plan_.slots[slot].roles;
+    const element_type type = v.type();
+    std::string& text = text_[slot];
+    switch (type) {
+      case element_type::STRING: {
+        if (roles & (kStatus | kLatency | kBatch)) return false;  // a number expected
+        const std::string_view sv = v.get_string().value_unsafe();
+        if (roles & kTimestamp) ReadTimestamp(sv);
+        if (roles & kLevel) {
+          level_ = LevelNumber(sv);
+          has_level_ = level_ >= 0;
+        }
+        if (roles & kText) text.assign(sv);
+        break;
+      }
+      case element_type::INT64:
+      case element_type::UINT64:
+      case element_type::DOUBLE: {
+        if (roles & (kTimestamp | kLevel)) return false;  // a string expected
+        const double d = type == element_type::INT64
+                             ? static_cast<double>(v.get_int64().value_unsafe())
+                         : type == element_type::UINT64
+                             ? static_cast<double>(v.get_uint64().value_unsafe())
+                             : v.get_double().value_unsafe();
+        if (roles & kStatus) {
+          if (type != element_type::INT64) return false;  // an integer expected
+          status_ = v.get_int64().value_unsafe();
+          has_status_ = true;
+        }
+        if (roles & kLatency) {
+          latency_ = d;
+          has_latency_ = true;
+        }
+        if (roles & kBatch) {
+          batch_ = d;
+          has_batch_ = true;
+        }
+        if (roles & kText) {
+          char buf[32];
+          const auto r = type == element_type::INT64
+                             ? std::to_chars(buf, buf + sizeof buf, v.get_int64().value_unsafe())
+                         : type == element_type::UINT64
+                             ? std::to_chars(buf, buf + sizeof buf, v.get_uint64().value_unsafe())
+                             : std::to_chars(buf, buf + sizeof buf, d);
+          text.assign(buf, r.ptr);
+        }
+        break;
+      }
+      case element_type::BOOL:
+      case element_type::NULL_VALUE:
+        if (roles & ~kText) return false;  // every known field has a string or number
+        text = type == element_type::NULL_VALUE ? "null"
+               : v.get_bool().value_unsafe()    ? "true"
+                                                : "false";
+        break;
+      default:                             // an object or array
+        if (roles & ~kText) return false;
+        return true;                       // not comparable: as if missing for --by, --where
+    }
+    if (roles & kText) seen_[slot] = true;
+    return true;
+  }
+
+  // Consecutive records share their date and time to the second: parse those 19 characters
+  // once per second of log, the fraction and offset per record.
+  void ReadTimestamp(std::string_view sv) {
+    if (sv.size() >= 20 && sv.size() <= 40 && ts_prefix_len_ == 19 &&
+        std::memcmp(sv.data(), ts_prefix_, 19) == 0 && sv[19] == '.' && sv.back() == 'Z') {
+      std::int64_t frac = 0;
+      int digits = 0;
+      std::size_t at = 20;
+      for (; at + 1 < sv.size() && sv[at] >= '0' && sv[at] <= '9'; ++at, ++digits) {
+        if (digits < 6) frac = frac * 10 + (sv[at] - '0');
+      }
+      if (digits > 0 && at + 1 == sv.size()) {
+        for (; digits < 6; ++digits) frac *= 10;
+        ts_us_ = ts_prefix_us_ + frac;
+        has_ts_ = true;
+        return;
+      }
+    }
+    const auto us = ParseRfc3339Us(sv);
+    has_ts_ = us.has_value();
+    ts_us_ = us.value_or(0);
+    ts_prefix_len_ = 0;
+    if (has_ts_ && sv.size() > 20 && sv[19] == '.' && sv.back() == 'Z') {
+      // The whole seconds of a UTC stamp: what the prefix stands for.
+      if (const auto whole = ParseRfc3339Us(std::string(sv.substr(0, 19)) + "Z")) {
+        std::memcpy(ts_prefix_, sv.data(), 19);
+        ts_prefix_len_ = 19;
+        ts_prefix_us_ = *whole;
+      }
+    }
+  }
+
+  void Count() {
+    if (options_.min_level && has_level_ && level_ < *options_.min_level) {
+      ++totals_.filtered_out;
+      return;
+    }
+    if (options_.since_us && has_ts_ && ts_us_ < *options_.since_us) {
+      ++totals_.filtered_out;
+      return;
+    }
+    for (const auto& [slot, want] : plan_.where) {
+      const auto s = static_cast<std::size_t>(slot);
+      if (!seen_[s] || text_[s] != want) {
+        ++totals_.filtered_out;
+        return;
+      }
+    }
+    if (!has_status_ && !has_latency_) {
+      ++totals_.events;
+      return;
+    }
+    ++totals_.requests;
+    key_.clear();
+    for (std::size_t i = 0; i < plan_.by_slot.size(); ++i) {
+      if (i > 0) key_.push_back('\x1f');
+      const auto s = static_cast<std::size_t>(plan_.by_slot[i]);
+      key_.append(seen_[s] ? std::string_view(text_[s]) : std::string_view("-"));
+    }
+    GroupStats& g = Group();
+    ++g.requests;
+    if (has_status_ && status_ >= 400 && status_ < 500) ++g.status_4xx;
+    if (has_status_ && status_ >= 500 && status_ < 600) ++g.status_5xx;
+    if (has_latency_) g.latency_ms.Add(latency_);
+    if (has_batch_) {
+      g.batch_size_sum += batch_;
+      ++g.batch_size_count;
+    }
+    if (has_ts_) {
+      if (g.first_us == 0 || ts_us_ < g.first_us) g.first_us = ts_us_;
+      if (g.last_us == 0 || ts_us_ > g.last_us) g.last_us = ts_us_;
+    }
+  }
+
+  GroupStats& Group() {
+    if (auto it = groups_.find(std::string_view(key_)); it != groups_.end()) return it->second;
+    if (groups_.size() >= options_.max_groups) {
+      capped_ = true;
+      auto [it, added] = groups_.try_emplace(kOtherGroup);
+      return it->second;
+    }
+    return groups_.try_emplace(key_).first->second;
+  }
+
+  const ScanOptions& options_;
+  const Plan& plan_;
+  simdjson::dom::parser parser_;
+  ScanSummary totals_;  // counters only
+  std::unordered_map<std::string, GroupStats, StringHash, std::equal_to<>> groups_;
+  bool capped_ = false;
+  std::string key_;
+  // Per line:
+  std::vector<std::string> text_;  // per slot with kText: the value as text
+  std::vector<bool> seen_;
+  bool has_ts_ = false, has_level_ = false, has_status_ = false, has_latency_ = false,
+       has_batch_ = false;
+  std::int64_t ts_us_ = 0;
+  char ts_prefix_[19] = {};  // "YYYY-MM-DDTHH:MM:SS" of the last UTC stamp parsed in full
+  std::size_t ts_prefix_len_ = 0;
+  std::int64_t ts_prefix_us_ = 0;
+  int level_ = -1;
+  std::int64_t status_ = 0;
+  double latency_ = 0;
+  double batch_ = 0;
+};
+
+// ---- reading ---------------------------------------------------------------------------
+
+// Feeds complete lines from successive reads to `counter`. `read(buf, max)` returns the bytes
+// read (0 at the end) or -1 with errno set. `limit` bytes at most are taken as starting lines
+// (a line that starts before the limit is read to its end); SIZE_MAX = until the end.
+class LineFeeder {
+ public:
+  // The buffer is not zeroed (the kernel maps pages as reads fill them); only the padding after
+  // the last byte a read can fill is, so parsing a final line never looks at stale bytes.
+  explicit LineFeeder(Counter& counter)
+      : counter_(counter), buf_(std::make_unique_for_overwrite<char[]>(kSize)) {
+    std::memset(buf_.get() + kBlockBytes, 0, kPad);
+  }
+
+  // Returns false with errno set if a read failed.
+  // count_bytes: add what is read to the totals (streams; a file adds its size once).
+  bool Run(const std::function<ssize_t(char*, std::size_t)>& read, std::uint64_t limit,
+           bool skip_first_partial, bool count_bytes) {
+    std::size_t have = 0;        // bytes in buf_
+    std::uint64_t consumed = 0;  // bytes before buf_[0]
+    bool skipping = skip_first_partial;  // inside a line that belongs to the previous range
+    bool oversized = false;              // inside a line longer than a block
+    for (;;) {
+      const ssize_t got = read(buf_.get() + have, kBlockBytes - have);
+      if (got < 0) return false;
+      have += static_cast<std::size_t>(got);
+      if (count_bytes) counter_.AddBytes(static_cast<std::uint64_t>(got));
+      const bool eof = got == 0;
+      std::size_t at = 0;
+      while (at < have) {
+        if (!skipping && !oversized && consumed + at >= limit) return true;
+        const char* start = buf_.get() + at;
+        const void* nl = std::memchr(start, '\n', have - at);
+        if (nl == nullptr) break;
+        const auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
+        if (skipping) {
+          skipping = false;
+        } else if (oversized) {
+          oversized = false;
+          counter_.BadLine();
+        } else {
+          counter_.Line(start, len, kSize - at);
+        }
+        at += len + 1;
+      }
+      if (eof) {
+        if (at < have && !skipping && consumed + at < limit) {
+          if (oversized) {
+            counter_.BadLine();
+          } else {
+            counter_.Line(buf_.get() + at, have - at, kSize - at);  // no final newline
+          }
+        } else if (oversized) {
+          counter_.BadLine();
+        }
+        return true;
+      }
+      // Keep the partial line; a line that fills the whole block is bad: skip to its end.
+      if (at == 0 && have == kBlockBytes) {
+        if (!skipping) oversized = true;
+        consumed += have;
+        have = 0;
+        continue;
+      }
+      std::memmove(buf_.get(), buf_.get() + at, have - at);
+      consumed += at;
+      have -= at;
+    }
+  }
+
+ private:
+  static constexpr std::size_t kPad = simdjson::SIMDJSON_PADDING;
+  Counter& counter_;
+  static constexpr std::size_t kSize = kBlockBytes + kPad;
+  std::unique_ptr<char[]> buf_;
+};
+
+ssize_t ReadRetry(int fd, char* buf, std::size_t n) {
+  for (;;) {
+    const ssize_t r = ::read(fd, buf, n);
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
+
+// A gzip or zstd stream decoded into the caller's buffer.
+class Decoder {
+ public:
+  enum class Kind { kGzip, kZstd };
+  Decoder(int fd, Kind kind) : fd_(fd), kind_(kind), in_(1 << 20) {
+    if (kind_ == Kind::kGzip) {
+      z_ = std::make_unique<z_stream>();
+      std::memset(z_.get(), 0, sizeof(z_stream));
+      ok_ = inflateInit2(z_.get(), 16 + MAX_WBITS) == Z_OK;
+    } else {
+      zd_ = ZSTD_createDStream();
+      ok_ = zd_ != nullptr;
+    }
+  }
+  ~Decoder() {
+    if (z_) inflateEnd(z_.get());
+    if (zd_) ZSTD_freeDStream(zd_);
+  }
+  const std::string& error() const { return error_; }
+
+  // Decoded bytes into out (up to n), 0 at the end, -1 on a read or format error. The input
+  // may hold several gzip members or zstd frames back to back; it must end after a whole one.
+  ssize_t Read(char* out, std::size_t n) {
+    if (!ok_) {
+      error_ = "cannot start the decoder";
+      return -1;
+    }
+    std::size_t produced = 0;
+    while (produced < n && !done_) {
+      if (in_pos_ == in_len_ && !in_eof_) {
+        const ssize_t r = ReadRetry(fd_, in_.data(), in_.size());
+        if (r < 0) {
+          error_ = core::ErrnoMessage(errno);
+          return -1;
+        }
+        in_pos_ = 0;
+        in_len_ = static_cast<std::size_t>(r);
+        in_eof_ = r == 0;
+      }
+      const std::size_t produced_before = produced;
+      const std::size_t pos_before = in_pos_;
+      if (kind_ == Kind::kGzip) {
+        z_->next_in = reinterpret_cast<Bytef*>(in_.data() + in_pos_);
+        z_->avail_in = static_cast<uInt>(in_len_ - in_pos_);
+        z_->next_out = reinterpret_cast<Bytef*>(out + produced);
+        z_->avail_out = static_cast<uInt>(n - produced);
+        const int rc = inflate(z_.get(), Z_NO_FLUSH);
+        const std::size_t used = (in_len_ - in_pos_) - z_->avail_in;
+        in_pos_ += used;
+        produced = n - z_->avail_out;
+        if (rc == Z_STREAM_END) {
+          inflateReset(z_.get());  // another member may follow (`cat a.gz b.gz`)
+          at_boundary_ = true;
+        } else if (rc == Z_OK || rc == Z_BUF_ERROR) {
+          if (used > 0) at_boundary_ = false;
+        } else {
+          error_ = "corrupt gzip data";
+          return -1;
+        }
+      } else {
+        ZSTD_inBuffer input{in_.data() + in_pos_, in_len_ - in_pos_, 0};
+        ZSTD_outBuffer output{out + produced, n - produced, 0};
+        const std::size_t rc = ZSTD_decompressStream(zd_, &output, &input);
+        in_pos_ += input.pos;
+        produced += output.pos;
+        if (ZSTD_isError(rc)) {
+          error_ = std::string("corrupt zstd data: ") + ZSTD_getErrorName(rc);
+          return -1;
+        }
+        // rc == 0: a frame is complete and flushed (a call without progress says nothing).
+        if (input.pos > 0 || output.pos > 0) at_boundary_ = rc == 0;
+      }
+      // At the end of the input the decoder may still flush what it holds; once it makes no
+      // progress the data must have ended after a whole member or frame.
+      if (in_eof_ && produced == produced_before && in_pos_ == pos_before) {
+        if (!at_boundary_) {
+          error_ = kind_ == Kind::kGzip ? "truncated gzip data" : "truncated zstd data";
+          return -1;
+        }
+        done_ = true;
+      }
+    }
+    return static_cast<ssize_t>(produced);
+  }
+
+ private:
+  int fd_;
+  Kind kind_;
+  std::vector<char> in_;
+  std::size_t in_pos_ = 0, in_len_ = 0;
+  bool at_boundary_ = false;  // between members/frames: the input may end here
+  bool in_eof_ = false, done_ = false, ok_ = false;
+  std::unique_ptr<z_stream> z_;
+  ZSTD_DStream* zd_ = nullptr;
+  std::string error_;
+};
+
+Result<core::UniqueFd> OpenInput(const std::string& path, struct stat& st) {
+  core::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) {
+    const int err = errno;
+    return Fail(err == ENOENT ? Code::kNotFound : Code::kInvalid,
+                "cannot open the log '" + path + "': " + core::ErrnoMessage(err));
+  }
+  if (::fstat(fd.get(), &st) != 0) {
+    const int err = errno;
+    return Fail(Code::kInvalid, "cannot stat the log '" + path + "': " + core::ErrnoMessage(err));
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    return Fail(Code::kInvalid, "the log '" + path + "' is " + core::FileKindName(st.st_mode) +
+                                    ", not a regular file or a pipe");
+  }
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+std::optional<Decoder::Kind> Sniff(int fd, bool regular) {
+  if (!regular) return std::nullopt;  // a pipe cannot be peeked without consuming
+  unsigned char magic[4] = {};
+  const ssize_t n = ::pread(fd, magic, sizeof magic, 0);
+  if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) return Decoder::Kind::kGzip;
+  if (n >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd) {
+    return Decoder::Kind::kZstd;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void GroupStats::Merge(const GroupStats& other) {
+  requests += other.requests;
+  status_4xx += other.status_4xx;
+  status_5xx += other.status_5xx;
+  latency_ms.Merge(other.latency_ms);
+  batch_size_sum += other.batch_size_sum;
+  batch_size_count += other.batch_size_count;
+  if (other.first_us != 0 && (first_us == 0 || other.first_us < first_us)) {
+    first_us = other.first_us;
+  }
+  if (other.last_us > last_us) last_us = other.last_us;
+}
+
+double GroupStats::RatePerSecond() const {
+  if (requests < 2 || last_us <= first_us) return 0;
+  return static_cast<double>(requests - 1) * 1e6 / static_cast<double>(last_us - first_us);
+}
+
+std::optional<std::int64_t> ParseRfc3339Us(std::string_view s) {
+  int y, mo, d, h, mi, sec;
+  if (s.size() < 20 || !Digits(s, 0, 4, y) || s[4] != '-' || !Digits(s, 5, 2, mo) ||
+      s[7] != '-' || !Digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !Digits(s, 11, 2, h) || s[13] != ':' || !Digits(s, 14, 2, mi) || s[16] != ':' ||
+      !Digits(s, 17, 2, sec)) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::size_t at = 19;
+  std::int64_t frac_us = 0;
+  if (at < s.size() && s[at] == '.') {
+    ++at;
+    int digits = 0;
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9') {
+      if (digits < 6) frac_us = frac_us * 10 + (s[at] - '0');
+      ++digits;
+      ++at;
+    }
+    if (digits == 0) return std::nullopt;
+    for (; digits < 6; ++digits) frac_us *= 10;
+  }
+  std::int64_t offset_s = 0;
+  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    ++at;
+  } else if (at < s.size() && (s[at] == '+' || s[at] == '-')) {
+    int oh, om;
+    if (!Digits(s, at + 1, 2, oh) || at + 3 >= s.size() || s[at + 3] != ':' ||
+        !Digits(s, at + 4, 2, om) || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_s = (s[at] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != s.size()) return std::nullopt;
+  const std::int64_t days =
+      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  return secs * 1000000 + frac_us;
+}
+
+std::string FormatRfc3339Us(std::int64_t us) {
+  std::int64_t secs = us / 1000000;
+  std::int64_t frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  std::int64_t days = secs / 86400;
+  std::int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  std::int64_t y = 0;
+  unsigned m = 0, d = 0;
+  CivilFromDays(days, y, m, d);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+                static_cast<long long>(y), m, d, static_cast<int>(rem / 3600),
+                static_cast<int>(rem / 60 % 60), static_cast<int>(rem % 60),
+                static_cast<long long>(frac));
+  return buf;
+}
+
+std::optional<std::int64_t> ParseDurationUs(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::int64_t total = 0;
+  while (!s.empty()) {
+    std::int64_t n = 0;
+    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || ptr == s.data() || n < 0) return std::nullopt;
+    s.remove_prefix(static_cast<std::size_t>(ptr - s.data()));
+    std::int64_t unit = 0;
+    if (s.starts_with("ms")) {
+      unit = 1000;
+      s.remove_prefix(2);
+    } else if (!s.empty()) {
+      switch (s.front()) {
+        case 's': unit = 1000000; break;
+        case 'm': unit = 60ll * 1000000; break;
+        case 'h': unit = 3600ll * 1000000; break;
+        case 'd': unit = 86400ll * 1000000; break;
+        default: return std::nullopt;
+      }
+      s.remove_prefix(1);
+    } else {
+      return std::nullopt;  // a unit is required
+    }
+    if (n > INT64_MAX / unit || total > INT64_MAX - n * unit) return std::nullopt;
+    total += n * unit;
+  }
+  if (total == 0) return std::nullopt;
+  return total;
+}
+
+Result<ScanSummary> Scan(const std::vector<std::string>& paths, const ScanOptions& options) {
+  const Plan plan(options);
+  const unsigned threads = std::max(1u, options.threads ? options.threads : core::WorkerCount());
+  ScanSummary summary;
+  summary.threads = 1;
+  std::unordered_map<std::string, GroupStats, StringHash, std::equal_to<>> groups;
+
+  for (const std::string& path : paths) {
+    core::UniqueFd owned;
+    int fd = STDIN_FILENO;
+    struct stat st {};
+    if (path == "-") {
+      if (::fstat(fd, &st) != 0) st.st_mode = S_IFIFO;
+    } else {
+      DLSYS_ASSIGN_OR_RETURN(owned, OpenInput(path, st));
+      fd = owned.get();
+    }
+    const bool regular = S_ISREG(st.st_mode);
+    const std::string name = path == "-" ? "standard input" : "'" + path + "'";
+    if (auto kind = Sniff(fd, regular)) {
+      Counter counter(options, plan);
+      Decoder decoder(fd, *kind);
+      LineFeeder feeder(counter);
+      const bool ok = feeder.Run([&](char* b, std::size_t n) { return decoder.Read(b, n); },
+                                 UINT64_MAX, false, true);
+      counter.MergeInto(summary, groups);
+      if (!ok) {
+        return Fail(Code::kInvalid, "cannot read the log " + name + ": " + decoder.error(),
+                    {"check the file with 'gzip -t' or 'zstd -t'"});
+      }
+      continue;
+    }
+    const auto size = static_cast<std::uint64_t>(regular ? st.st_size : 0);
+    const unsigned n =
+        regular ? static_cast<unsigned>(std::clamp<std::uint64_t>(size / std::max<std::uint64_t>(1, options.min_range_bytes), 1,
+                                                           threads))
+                : 1;
+    summary.threads = std::max(summary.threads, n);
+    std::vector<std::unique_ptr<Counter>> counters;
+    for (unsigned i = 0; i < n; ++i) counters.push_back(std::make_unique<Counter>(options, plan));
+    std::vector<int> errors(n, 0);
+    core::ParallelFor(n, n, [&](std::size_t i) {
+      LineFeeder feeder(*counters[i]);
+      if (!regular) {
+        if (!feeder.Run([&](char* b, std::size_t len) { return ReadRetry(fd, b, len); },
+                        UINT64_MAX, false, true)) {
+          errors[i] = errno;
+        }
+        return;
+      }
+      // Range i: the lines that start in [begin, end). A range after the first starts one byte
+      // early so that a line starting exactly at `begin` is seen to start there.
+      const std::uint64_t begin = size * i / n;
+      const std::uint64_t end = size * (i + 1) / n;
+      std::uint64_t offset = begin == 0 ? 0 : begin - 1;
+      const std::uint64_t limit = end - offset;
+      const bool ok = feeder.Run(
+          [&](char* b, std::size_t len) {
+            for (;;) {
+              const ssize_t r = ::pread(fd, b, len, static_cast<off_t>(offset));
+              if (r < 0 && errno == EINTR) continue;
+              if (r > 0) offset += static_cast<std::uint64_t>(r);
+              return r;
+            }
+          },
+          limit, begin != 0, false);
+      if (!ok) errors[i] = errno;
+    });
+    for (auto& c : counters) c->MergeInto(summary, groups);
+    summary.bytes += size;
+    for (int err : errors) {
+      if (err != 0) {
+        return Fail(Code::kInvalid,
+                    "cannot read the log " + name + ": " + core::ErrnoMessage(err));
+      }
+    }
+  }
+  for (auto& [key, g] : groups) {
+    GroupStats out = std::move(g);
+    out.key.clear();
+    if (key == kOtherGroup) {
+      out.key.assign(options.by.size(), kOtherGroup);
+    } else {
+      std::size_t at = 0;
+      for (std::size_t i = 0; i < options.by.size(); ++i) {
+        const std::size_t sep = key.find('\x1f', at);
+        out.key.push_back(key.substr(at, sep == std::string::npos ? std::string::npos : sep - at));
+        at = sep == std::string::npos ? key.size() : sep + 1;
+      }
+    }
+    summary.groups.push_back(std::move(out));
+  }
+  std::sort(summary.groups.begin(), summary.groups.end(),
+            [](const GroupStats& a, const GroupStats& b) {
+              return a.requests != b.requests ? a.requests > b.requests : a.key < b.key;
+            });
+  return summary;
+}
+
+}  // namespace dlsys::monitor

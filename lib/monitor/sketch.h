@@ -1,0 +1,49 @@
+// A fixed-memory, mergeable quantile sketch for latencies (DDSketch: Masson, Rim and Lee,
+// "DDSketch: A Fast and Fully-Mergeable Quantile Sketch with Relative-Error Guarantees",
+// VLDB 2019), as Datadog and OpenTelemetry's exponential histograms use.
+//
+// Values are counted in logarithmic buckets: bucket i holds (gamma^(i-1), gamma^i] with
+// gamma = (1 + a) / (1 - a), a = kRelativeAccuracy. A quantile is answered with the value
+// 2 gamma^i / (gamma + 1) of the bucket holding the rank, which is within a relative error a
+// of the true value of that rank (the "lower" quantile: rank floor(q * (n - 1)) of the sorted
+// values, 0-based) for every value in [kMinValue, kMaxValue]. Values below kMinValue (and 0,
+// negative or NaN values) count in a bucket answered as 0; values above kMaxValue count in
+// the top bucket and are answered as kMaxValue. Count, sum, min and max are exact.
+//
+// Memory is fixed (kBuckets counters, ~9 KiB) whatever the number of values; Merge adds two
+// sketches bucket by bucket, so per-thread and per-window sketches combine without error
+// beyond a. Not thread-safe: one per thread, then Merge.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace dlsys::monitor {
+
+class QuantileSketch {
+ public:
+  static constexpr double kRelativeAccuracy = 0.01;
+  static constexpr double kMinValue = 1e-3;  // 1 µs when values are milliseconds
+  static constexpr double kMaxValue = 1e7;   // ~2.8 hours in milliseconds
+  static constexpr int kBuckets = 1160;      // ceil(log_gamma(kMaxValue / kMinValue)) + 2
+
+  void Add(double value);
+  void Merge(const QuantileSketch& other);
+  // q in [0, 1]; 0 when empty.
+  double Quantile(double q) const;
+
+  std::uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
+  double min() const { return count_ ? min_ : 0; }
+  double max() const { return count_ ? max_ : 0; }
+  double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0; }
+
+ private:
+  std::array<std::uint64_t, kBuckets> buckets_{};  // [0] = below kMinValue
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
+  double min_ = 0;
+  double max_ = 0;
+};
+
+}  // namespace dlsys::monitor

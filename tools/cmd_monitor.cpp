@@ -1,0 +1,260 @@
+// dlsys monitor: summarize requests in JSON-lines logs (dlsys serve's records or any JSON log)
+// per model and version: rate, status classes, latency quantiles, batch size.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "core/text.h"
+#include "log/log.h"
+#include "monitor/scan.h"
+
+namespace dlsys::cli {
+namespace monitor_cmd {
+
+struct Options {
+  std::vector<std::string> files;
+  std::vector<std::string> by;
+  std::vector<std::string> where;
+  std::string level;
+  std::string since;
+  bool once = false;
+  bool json = false;
+};
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// Milliseconds with three significant digits or more: 0.152, 12.6, 1234.
+std::string Ms(double v) {
+  if (v < 10) return Fixed(v, 3);
+  if (v < 100) return Fixed(v, 2);
+  if (v < 1000) return Fixed(v, 1);
+  return Fixed(v, 0);
+}
+
+std::string Bytes(std::uint64_t n) {
+  if (n >= 1000000000) return Fixed(static_cast<double>(n) / 1e9, 2) + " GB";
+  if (n >= 1000000) return Fixed(static_cast<double>(n) / 1e6, 1) + " MB";
+  if (n >= 1000) return Fixed(static_cast<double>(n) / 1e3, 1) + " kB";
+  return std::to_string(n) + " B";
+}
+
+std::string RenderText(const Options& o, const monitor::ScanOptions& so,
+                       const monitor::ScanSummary& s, double seconds) {
+  std::string out = std::to_string(s.requests) + " requests, " + std::to_string(s.events) +
+                    " other records, " + std::to_string(s.bad_lines) + " bad lines";
+  if (s.filtered_out > 0) out += ", " + std::to_string(s.filtered_out) + " filtered out";
+  out += " (" + std::to_string(o.files.size()) + (o.files.size() == 1 ? " input, " : " inputs, ") +
+         Bytes(s.bytes) + " in " + Fixed(seconds, 2) + " s, " + std::to_string(s.threads) +
+         (s.threads == 1 ? " thread)\n" : " threads)\n");
+  if (s.groups.empty()) return out;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head = so.by;
+  for (const char* h : {"requests", "req/s", "4xx", "5xx", "err%", "p50 ms", "p95 ms", "p99 ms",
+                        "max ms", "mean ms", "batch"}) {
+    head.emplace_back(h);
+  }
+  rows.push_back(head);
+  for (const auto& g : s.groups) {
+    std::vector<std::string> r;
+    for (const auto& k : g.key) r.push_back(core::Truncate(core::TerminalSafe(k), 40));
+    const auto& l = g.latency_ms;
+    const bool lat = l.count() > 0;
+    r.push_back(std::to_string(g.requests));
+    r.push_back(g.RatePerSecond() > 0 ? Fixed(g.RatePerSecond(), 1) : "-");
+    r.push_back(std::to_string(g.status_4xx));
+    r.push_back(std::to_string(g.status_5xx));
+    r.push_back(Fixed(100.0 * static_cast<double>(g.status_5xx) /
+                          static_cast<double>(std::max<std::uint64_t>(1, g.requests)),
+                      2));
+    for (double q : {0.5, 0.95, 0.99}) r.push_back(lat ? Ms(l.Quantile(q)) : "-");
+    r.push_back(lat ? Ms(l.max()) : "-");
+    r.push_back(lat ? Ms(l.mean()) : "-");
+    r.push_back(g.batch_size_count ? Fixed(g.batch_size_sum /
+                                               static_cast<double>(g.batch_size_count),
+                                           2)
+                                   : "-");
+    rows.push_back(std::move(r));
+  }
+  std::vector<std::size_t> width(head.size(), 0);
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], core::CharCount(r[i]));
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      const std::size_t pad = width[i] - core::CharCount(r[i]);
+      if (i < so.by.size()) {  // keys left-aligned, numbers right-aligned
+        line += r[i] + std::string(pad, ' ');
+      } else {
+        line += std::string(pad, ' ') + r[i];
+      }
+      line += i + 1 < r.size() ? "  " : "";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  if (s.groups_capped) {
+    out += "(more than " + std::to_string(so.max_groups) +
+           " groups: the rest are counted as '(other)')\n";
+  }
+  out += "err% = 5xx / requests; quantiles within 1% of the true value (DDSketch)\n";
+  return out;
+}
+
+std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
+                       const monitor::ScanSummary& s, double seconds) {
+  nlohmann::json j;
+  j["inputs"] = o.files;
+  j["by"] = so.by;
+  j["bytes"] = s.bytes;
+  j["lines"] = s.lines;
+  j["requests"] = s.requests;
+  j["other_records"] = s.events;
+  j["filtered_out"] = s.filtered_out;
+  j["bad_lines"] = s.bad_lines;
+  j["threads"] = s.threads;
+  j["seconds"] = seconds;
+  j["groups_capped"] = s.groups_capped;
+  j["quantile_relative_accuracy"] = monitor::QuantileSketch::kRelativeAccuracy;
+  j["groups"] = nlohmann::json::array();
+  for (const auto& g : s.groups) {
+    nlohmann::json e;
+    e["key"] = nlohmann::json::object();
+    for (std::size_t i = 0; i < so.by.size() && i < g.key.size(); ++i) e["key"][so.by[i]] = g.key[i];
+    e["requests"] = g.requests;
+    e["status_4xx"] = g.status_4xx;
+    e["status_5xx"] = g.status_5xx;
+    e["error_rate"] = g.requests ? static_cast<double>(g.status_5xx) /
+                                       static_cast<double>(g.requests)
+                                 : 0.0;
+    e["rate_per_s"] = g.RatePerSecond();
+    e["first"] = g.first_us ? nlohmann::json(monitor::FormatRfc3339Us(g.first_us)) : nullptr;
+    e["last"] = g.last_us ? nlohmann::json(monitor::FormatRfc3339Us(g.last_us)) : nullptr;
+    const auto& l = g.latency_ms;
+    e["latency_ms"] = {{"count", l.count()}, {"mean", l.mean()},          {"min", l.min()},
+                       {"p50", l.Quantile(0.5)}, {"p95", l.Quantile(0.95)}, {"p99", l.Quantile(0.99)},
+                       {"max", l.max()}};
+    e["batch_size_mean"] = g.batch_size_count ? nlohmann::json(g.batch_size_sum /
+                                                               static_cast<double>(
+                                                                   g.batch_size_count))
+                                              : nullptr;
+    j["groups"].push_back(std::move(e));
+  }
+  return j.dump(-1, ' ', true) + "\n";
+}
+
+Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
+  monitor::ScanOptions so;
+  if (!o.by.empty()) {
+    so.by.clear();
+    for (const auto& b : o.by) {
+      for (std::size_t at = 0; at <= b.size();) {
+        const std::size_t comma = std::min(b.find(',', at), b.size());
+        const std::string f = b.substr(at, comma - at);
+        if (f.empty()) {
+          return Fail(Code::kUsage, "--by '" + b + "' names an empty field",
+                      {"give field names separated by commas, e.g. --by model,model_version"});
+        }
+        so.by.push_back(f);
+        at = comma + 1;
+      }
+    }
+  }
+  for (const auto& w : o.where) {
+    const std::size_t eq = w.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Fail(Code::kUsage, "--where '" + w + "' is not FIELD=VALUE",
+                  {"e.g. --where model=mlp16 or --where status=503"});
+    }
+    so.where.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+  }
+  if (!o.level.empty()) {
+    const auto level = log::ParseLevel(o.level);
+    if (!level) {
+      return Fail(Code::kUsage, "--level '" + o.level + "' is not a level",
+                  {"give trace, debug, info, warn, error or fatal"});
+    }
+    so.min_level = static_cast<int>(*level);
+  }
+  if (!o.since.empty()) {
+    const auto d = monitor::ParseDurationUs(o.since);
+    if (!d) {
+      return Fail(Code::kUsage, "--since '" + o.since + "' is not a duration",
+                  {"give a number and a unit: 90s, 15m, 2h, 1d, 1h30m"});
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    so.since_us = now - *d;
+  }
+  return so;
+}
+
+int Run(Options o) {
+  auto so = ScanOptionsFrom(o);
+  if (!so) return ReportError(so.error(), o.json);
+  if (o.files.empty()) {
+    if (::isatty(STDIN_FILENO)) {
+      return ReportError(Error{Code::kUsage, "no log to read: standard input is a terminal",
+                               {"give log files, or pipe one: tail -n 100000 serve.log | "
+                                "dlsys monitor"}},
+                         o.json);
+    }
+    o.files.push_back("-");
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto summary = monitor::Scan(o.files, *so);
+  if (!summary) return ReportError(summary.error(), o.json);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  log::Info("monitor.scan", "summarized " + std::to_string(summary->requests) + " requests")
+      .Int("requests", static_cast<std::int64_t>(summary->requests))
+      .Int("bad_lines", static_cast<std::int64_t>(summary->bad_lines))
+      .Int("bytes", static_cast<std::int64_t>(summary->bytes))
+      .Num("duration_ms", seconds * 1e3)
+      .Emit();
+  const std::string out =
+      o.json ? RenderJson(o, *so, *summary, seconds) : RenderText(o, *so, *summary, seconds);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+}  // namespace monitor_cmd
+
+void RegisterMonitor(CLI::App& app, RunFn& run) {
+  auto o = std::make_shared<monitor_cmd::Options>();
+  auto* sub = app.add_subcommand(
+      "monitor", "Summarize requests in JSON-lines logs: rate, errors, latency per model version");
+  sub->add_option("files", o->files,
+                  "JSON-lines logs (plain, gzip or zstd; '-' = standard input, the default when "
+                  "it is a pipe)");
+  sub->add_flag("--once", o->once, "print one summary and exit (today the only mode)");
+  sub->add_option("--by", o->by,
+                  "group by these fields, comma-separated (default model,model_version)");
+  sub->add_option("--where", o->where, "only records whose FIELD equals VALUE (repeatable)")
+      ->type_name("FIELD=VALUE");
+  sub->add_option("--level", o->level, "only records at this level or above (e.g. warn)");
+  sub->add_option("--since", o->since, "only records stamped within this duration (e.g. 15m)");
+  sub->add_flag("--json", o->json,
+                "print JSON (schemas/monitor-summary.schema.json), also on failure");
+  sub->footer(
+      "A record is a request when it has a numeric 'status' or 'latency_ms' (dlsys serve writes\n"
+      "one per request: docs/logging.md); other records are counted, not summarized. Lines that\n"
+      "are not one JSON object, are over 1 MiB, are not UTF-8 or give a known field the wrong\n"
+      "type are counted as bad lines, never fatal. Plain files are read by every core.\n"
+      "Latency quantiles come from a fixed-memory sketch accurate to 1% (docs/monitoring.md).\n\n"
+      "Examples:\n"
+      "  dlsys monitor serve.log\n"
+      "  dlsys monitor serve.log.1.gz serve.log --by model_version --where model=mlp16\n"
+      "  dlsys monitor serve.log --since 15m --json | jq '.groups[0].latency_ms.p99'");
+  sub->callback([o, &run] { run = [o] { return monitor_cmd::Run(*o); }; });
+}
+
+}  // namespace dlsys::cli
