@@ -5,6 +5,8 @@
 // main.cpp; pin its --help and exit codes in tests/cli.
 #pragma once
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
@@ -40,6 +42,10 @@ int ReportError(const Error& error, bool json = false);
 bool WantsJson(int argc, const char* const* argv);
 // True if stderr is a terminal (progress is shown only then).
 bool StderrIsTerminal();
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it starts later)
+// and returns that set, for a command that takes them synchronously (sigwait, sigtimedwait)
+// to stop cleanly: serve, monitor --follow.
+sigset_t BlockStopSignals();
 
 // CLI11 validators for option values, so a bad value is a usage error (exit 2) naming the
 // flag and what to give instead.

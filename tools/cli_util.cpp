@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -126,6 +127,16 @@ void ProgressLine::Update(const char* phase, std::uint64_t done, std::uint64_t t
                  core::HumanBytes(done).c_str());
   }
   std::fflush(stderr);
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
 }
 
 }  // namespace dlsys::cli

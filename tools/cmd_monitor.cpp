@@ -1,14 +1,20 @@
 // dlsys monitor: summarize requests in JSON-lines logs (dlsys serve's records or any JSON log)
 // per model and version: rate, status classes, latency quantiles, batch size.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "core/text.h"
 #include "log/log.h"
+#include "monitor/alert.h"
 #include "monitor/scan.h"
 
 namespace dlsys::cli {
@@ -18,11 +24,19 @@ struct Options {
   std::vector<std::string> files;
   std::vector<std::string> by;
   std::vector<std::string> where;
+  std::vector<std::string> alerts;
   std::string level;
   std::string since;
   bool once = false;
+  bool follow = false;
+  std::string interval = "2s";
   bool json = false;
 };
+
+bool TermIsDumb() {
+  const char* term = std::getenv("TERM");
+  return term == nullptr || std::string_view(term) == "dumb" || std::getenv("NO_COLOR") != nullptr;
+}
 
 std::string Fixed(double v, int digits) {
   char buf[64];
@@ -43,6 +57,16 @@ std::string Bytes(std::uint64_t n) {
   if (n >= 1000000) return Fixed(static_cast<double>(n) / 1e6, 1) + " MB";
   if (n >= 1000) return Fixed(static_cast<double>(n) / 1e3, 1) + " kB";
   return std::to_string(n) + " B";
+}
+
+std::string RenderAlertsText(const std::vector<monitor::FiredAlert>& fired) {
+  std::string out;
+  for (const auto& a : fired) {
+    std::string key;
+    for (const auto& k : a.key) key += (key.empty() ? "" : " ") + core::Truncate(core::TerminalSafe(k), 40);
+    out += "ALERT " + core::TerminalSafe(a.rule) + ": " + key + " (" + Fixed(a.value, 4) + ")\n";
+  }
+  return out;
 }
 
 std::string RenderText(const Options& o, const monitor::ScanOptions& so,
@@ -108,8 +132,11 @@ std::string RenderText(const Options& o, const monitor::ScanOptions& so,
   return out;
 }
 
+// pretty = false: one line (a snapshot in --follow's stream of JSON lines).
 std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
-                       const monitor::ScanSummary& s, double seconds) {
+                       const monitor::ScanSummary& s, double seconds,
+                       const std::vector<monitor::FiredAlert>& fired, bool pretty = true,
+                       const monitor::Follower* follower = nullptr) {
   nlohmann::json j;
   j["inputs"] = o.files;
   j["by"] = so.by;
@@ -123,6 +150,19 @@ std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
   j["seconds"] = seconds;
   j["groups_capped"] = s.groups_capped;
   j["quantile_relative_accuracy"] = monitor::QuantileSketch::kRelativeAccuracy;
+  if (follower) {
+    j["follow"] = {{"rotations", follower->rotations()},
+                   {"truncations", follower->truncations()}};
+  }
+  j["alerts"] = nlohmann::json::array();
+  for (const auto& a : fired) {
+    nlohmann::json e;
+    e["rule"] = a.rule;
+    e["key"] = nlohmann::json::object();
+    for (std::size_t i = 0; i < so.by.size() && i < a.key.size(); ++i) e["key"][so.by[i]] = a.key[i];
+    e["value"] = a.value;
+    j["alerts"].push_back(std::move(e));
+  }
   j["groups"] = nlohmann::json::array();
   for (const auto& g : s.groups) {
     nlohmann::json e;
@@ -147,7 +187,7 @@ std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
                                               : nullptr;
     j["groups"].push_back(std::move(e));
   }
-  return j.dump(-1, ' ', true) + "\n";
+  return (pretty ? j.dump(2, ' ', true) : j.dump(-1, ' ', true)) + "\n";
 }
 
 Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
@@ -197,9 +237,97 @@ Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
   return so;
 }
 
+// Fired alerts are printed (after the table, or in "alerts") and logged as WARN records.
+std::vector<monitor::FiredAlert> CheckAlerts(const std::vector<monitor::AlertRule>& rules,
+                                             const monitor::ScanSummary& summary) {
+  auto fired = monitor::Evaluate(rules, summary);
+  for (const auto& a : fired) {
+    std::string key;
+    for (const auto& k : a.key) key += (key.empty() ? "" : " ") + k;
+    log::Warn("monitor.alert", "alert fired: " + a.rule)
+        .Str("rule", a.rule)
+        .Str("group", key)
+        .Num("value", a.value)
+        .Emit();
+  }
+  return fired;
+}
+
+// --follow: a snapshot every interval (the whole table again, or one JSON object per line) and
+// a last one when SIGINT, SIGTERM or SIGHUP arrives (exit 0). On a terminal the table is
+// redrawn in place.
+int Follow(const Options& o, const monitor::ScanOptions& so,
+           const std::vector<monitor::AlertRule>& rules) {
+  if (o.files.size() != 1 || o.files[0] == "-") {
+    return ReportError(Error{Code::kUsage, "--follow takes exactly one log file",
+                             {"e.g. dlsys monitor serve.log --follow (standard input is "
+                              "summarized once it ends: tail -n 100000 serve.log | dlsys monitor)"}},
+                       o.json);
+  }
+  const auto interval_us = monitor::ParseDurationUs(o.interval);
+  if (!interval_us || *interval_us < 10000) {
+    return ReportError(Error{Code::kUsage, "--interval '" + o.interval +
+                                               "' is not a duration of at least 10ms",
+                             {"e.g. --interval 2s or --interval 500ms"}},
+                       o.json);
+  }
+  // The stop signals are taken synchronously, so the last snapshot is always printed whole.
+  sigset_t stop = BlockStopSignals();
+  auto follower = monitor::Follower::Open(o.files[0], so);
+  if (!follower) return ReportError(follower.error(), o.json);
+  const bool redraw = !o.json && ::isatty(STDOUT_FILENO) && !TermIsDumb();
+  const auto started = std::chrono::steady_clock::now();
+  auto next = started;
+  for (;;) {
+    auto polled = (*follower)->Poll();
+    if (!polled) return ReportError(polled.error(), o.json);
+    const auto now = std::chrono::steady_clock::now();
+    // Idle: wait for a signal up to 50 ms (or until the next snapshot); busy: only look.
+    long wait_ns = 0;
+    if (*polled == 0 && now < next) {
+      wait_ns = std::min<long>(
+          50'000'000, std::chrono::duration_cast<std::chrono::nanoseconds>(next - now).count());
+    }
+    const timespec wait{0, wait_ns};
+    const bool last = sigtimedwait(&stop, nullptr, &wait) > 0;
+    if (last || std::chrono::steady_clock::now() >= next) {
+      const auto summary = (*follower)->Summary();
+      const double seconds = std::chrono::duration<double>(now - started).count();
+      const auto fired = CheckAlerts(rules, summary);
+      std::string out;
+      if (o.json) {
+        out = RenderJson(o, so, summary, seconds, fired, false, follower->get());
+      } else {
+        const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+        out = "== " + monitor::FormatRfc3339Us(wall).substr(0, 19) + "Z  " +
+              core::TerminalSafe(o.files[0]) + "  (rotated " +
+              std::to_string((*follower)->rotations()) + "x, truncated " +
+              std::to_string((*follower)->truncations()) + "x)\n" +
+              RenderText(o, so, summary, seconds) + RenderAlertsText(fired);
+      }
+      if (redraw) out = "\x1b[H\x1b[J" + out;  // home, clear to the end: one write per frame
+      if (!o.json && !redraw) out += "\n";
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      std::fflush(stdout);
+      next += std::chrono::microseconds(*interval_us);
+      if (next < now) next = now + std::chrono::microseconds(*interval_us);
+    }
+    if (last) return kExitOk;
+  }
+}
+
 int Run(Options o) {
   auto so = ScanOptionsFrom(o);
   if (!so) return ReportError(so.error(), o.json);
+  std::vector<monitor::AlertRule> rules;
+  for (const auto& text : o.alerts) {
+    auto rule = monitor::ParseAlertRule(text);
+    if (!rule) return ReportError(rule.error(), o.json);
+    rules.push_back(std::move(*rule));
+  }
+  if (o.follow) return Follow(o, *so, rules);
   if (o.files.empty()) {
     if (::isatty(STDIN_FILENO)) {
       return ReportError(Error{Code::kUsage, "no log to read: standard input is a terminal",
@@ -220,10 +348,11 @@ int Run(Options o) {
       .Int("bytes", static_cast<std::int64_t>(summary->bytes))
       .Num("duration_ms", seconds * 1e3)
       .Emit();
-  const std::string out =
-      o.json ? RenderJson(o, *so, *summary, seconds) : RenderText(o, *so, *summary, seconds);
+  const auto fired = CheckAlerts(rules, *summary);
+  const std::string out = o.json ? RenderJson(o, *so, *summary, seconds, fired)
+                                 : RenderText(o, *so, *summary, seconds) + RenderAlertsText(fired);
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return kExitOk;
+  return fired.empty() ? kExitOk : kExitAlert;
 }
 
 }  // namespace monitor_cmd
@@ -235,12 +364,20 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
   sub->add_option("files", o->files,
                   "JSON-lines logs (plain, gzip or zstd; '-' = standard input, the default when "
                   "it is a pipe)");
-  sub->add_flag("--once", o->once, "print one summary and exit (today the only mode)");
+  sub->add_flag("--once", o->once, "print one summary and exit (the default without --follow)");
+  sub->add_flag("--follow", o->follow,
+                "follow one log file like tail -F (rotation, truncation) and print a summary "
+                "every --interval; stop with Ctrl-C");
+  sub->add_option("--interval", o->interval, "time between --follow summaries (default 2s)");
   sub->add_option("--by", o->by,
                   "group by these fields, comma-separated (default model,model_version)");
   sub->add_option("--where", o->where, "only records whose FIELD equals VALUE (repeatable)")
       ->type_name("FIELD=VALUE");
   sub->add_option("--level", o->level, "only records at this level or above (e.g. warn)");
+  sub->add_option("--alert", o->alerts,
+                  "a rule such as 'p99_ms > 50' or 'error_rate >= 0.01', checked per group "
+                  "(repeatable); a summary where one fires exits 7")
+      ->type_name("RULE");
   sub->add_option("--since", o->since, "only records stamped within this duration (e.g. 15m)");
   sub->add_flag("--json", o->json,
                 "print JSON (schemas/monitor-summary.schema.json), also on failure");
@@ -253,7 +390,10 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
       "Examples:\n"
       "  dlsys monitor serve.log\n"
       "  dlsys monitor serve.log.1.gz serve.log --by model_version --where model=mlp16\n"
-      "  dlsys monitor serve.log --since 15m --json | jq '.groups[0].latency_ms.p99'");
+      "  dlsys monitor serve.log --since 15m --json | jq '.groups[0].latency_ms.p99'\n"
+      "  dlsys monitor serve.log --follow --interval 5s\n"
+      "  dlsys monitor serve.log --since 10m --alert 'p99_ms > 50' --alert 'error_rate > 0.01' "
+      "|| page-someone");
   sub->callback([o, &run] { run = [o] { return monitor_cmd::Run(*o); }; });
 }
 

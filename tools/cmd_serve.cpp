@@ -50,12 +50,7 @@ void Apply(const std::optional<T>& flag, T& setting) {
 int Run(const Options& o) {
   // The signals that stop the server are taken synchronously by this thread (sigwait): block
   // them before any other thread exists, so every thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = BlockStopSignals();
 
   // The server's log is written by a background thread, so requests never wait for the disk.
   log::Options log_options = log::CurrentOptions();

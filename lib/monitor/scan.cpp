@@ -154,16 +154,17 @@ class Counter {
   }
   void AddBytes(std::uint64_t n) { totals_.bytes += n; }
 
+  // Copies the totals and groups so far into `into` (the counter goes on).
+  void SnapshotInto(ScanSummary& into, std::unordered_map<std::string, GroupStats, StringHash,
+                                                          std::equal_to<>>& groups) const {
+    AddTotalsTo(into);
+    for (const auto& [k, g] : groups_) groups.emplace(k, g);
+  }
+
   // Moves this thread's totals and groups into `into`.
   void MergeInto(ScanSummary& into, std::unordered_map<std::string, GroupStats, StringHash,
                                                        std::equal_to<>>& groups) {
-    into.bytes += totals_.bytes;
-    into.lines += totals_.lines;
-    into.requests += totals_.requests;
-    into.events += totals_.events;
-    into.filtered_out += totals_.filtered_out;
-    into.bad_lines += totals_.bad_lines;
-    into.groups_capped = into.groups_capped || capped_;
+    AddTotalsTo(into);
     for (auto& [k, g] : groups_) {
       auto it = groups.find(k);
       if (it == groups.end()) {
@@ -175,6 +176,16 @@ class Counter {
   }
 
  private:
+  void AddTotalsTo(ScanSummary& into) const {
+    into.bytes += totals_.bytes;
+    into.lines += totals_.lines;
+    into.requests += totals_.requests;
+    into.events += totals_.events;
+    into.filtered_out += totals_.filtered_out;
+    into.bad_lines += totals_.bad_lines;
+    into.groups_capped = into.groups_capped || capped_;
+  }
+
   // Reads the fields of interest; false = a bad line. The DOM parser validates the whole
   // line (structure, UTF-8, numbers) and dispatches to the CPU's SIMD kernels at run time.
   bool Parse(const char* p, std::size_t n, std::size_t capacity) {
@@ -586,6 +597,31 @@ std::optional<Decoder::Kind> Sniff(int fd, bool regular) {
   return std::nullopt;
 }
 
+// Splits the group keys back into fields and orders the groups (most requests first).
+void Finish(const ScanOptions& options,
+            std::unordered_map<std::string, GroupStats, StringHash, std::equal_to<>>& groups,
+            ScanSummary& summary) {
+  for (auto& [key, g] : groups) {
+    GroupStats out = std::move(g);
+    out.key.clear();
+    if (key == kOtherGroup) {
+      out.key.assign(options.by.size(), kOtherGroup);
+    } else {
+      std::size_t at = 0;
+      for (std::size_t i = 0; i < options.by.size(); ++i) {
+        const std::size_t sep = key.find('\x1f', at);
+        out.key.push_back(key.substr(at, sep == std::string::npos ? std::string::npos : sep - at));
+        at = sep == std::string::npos ? key.size() : sep + 1;
+      }
+    }
+    summary.groups.push_back(std::move(out));
+  }
+  std::sort(summary.groups.begin(), summary.groups.end(),
+            [](const GroupStats& a, const GroupStats& b) {
+              return a.requests != b.requests ? a.requests > b.requests : a.key < b.key;
+            });
+}
+
 }  // namespace
 
 void GroupStats::Merge(const GroupStats& other) {
@@ -781,26 +817,149 @@ Result<ScanSummary> Scan(const std::vector<std::string>& paths, const ScanOption
       }
     }
   }
-  for (auto& [key, g] : groups) {
-    GroupStats out = std::move(g);
-    out.key.clear();
-    if (key == kOtherGroup) {
-      out.key.assign(options.by.size(), kOtherGroup);
-    } else {
-      std::size_t at = 0;
-      for (std::size_t i = 0; i < options.by.size(); ++i) {
-        const std::size_t sep = key.find('\x1f', at);
-        out.key.push_back(key.substr(at, sep == std::string::npos ? std::string::npos : sep - at));
-        at = sep == std::string::npos ? key.size() : sep + 1;
-      }
-    }
-    summary.groups.push_back(std::move(out));
-  }
-  std::sort(summary.groups.begin(), summary.groups.end(),
-            [](const GroupStats& a, const GroupStats& b) {
-              return a.requests != b.requests ? a.requests > b.requests : a.key < b.key;
-            });
+  Finish(options, groups, summary);
   return summary;
 }
+
+
+// ---- following one file ----------------------------------------------------------------
+
+struct Follower::Impl {
+  ScanOptions options;
+  Plan plan;
+  Counter counter;
+  std::string path;
+  core::UniqueFd fd;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::uint64_t offset = 0;  // bytes of the current file read so far
+  static constexpr std::size_t kPad = simdjson::SIMDJSON_PADDING;
+  std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(kBlockBytes + kPad);
+  std::size_t have = 0;    // bytes of a partial line in buf
+  bool oversized = false;  // inside a line longer than a block
+  std::uint64_t rotations = 0;
+  std::uint64_t truncations = 0;
+
+  Impl(const std::string& p, const ScanOptions& o) : options(o), plan(options), counter(options, plan), path(p) {
+    std::memset(buf.get() + kBlockBytes, 0, kPad);
+  }
+
+  Result<void> OpenPath() {
+    struct stat st {};
+    DLSYS_ASSIGN_OR_RETURN(fd, OpenInput(path, st));
+    if (!S_ISREG(st.st_mode)) {
+      return Fail(Code::kInvalid, "cannot follow '" + path + "': it is " +
+                                      core::FileKindName(st.st_mode) + ", not a regular file",
+                  {"follow the log file itself"});
+    }
+    if (Sniff(fd.get(), true)) {
+      return Fail(Code::kInvalid, "cannot follow '" + path + "': it is compressed",
+                  {"summarize it without --follow"});
+    }
+    dev = st.st_dev;
+    ino = st.st_ino;
+    offset = 0;
+    have = 0;
+    oversized = false;
+    return {};
+  }
+
+  // Reads what the file holds now; complete lines are counted, a partial one is kept.
+  Result<std::uint64_t> ReadAvailable() {
+    std::uint64_t total = 0;
+    for (;;) {
+      const ssize_t got = ReadRetry(fd.get(), buf.get() + have, kBlockBytes - have);
+      if (got < 0) {
+        return Fail(Code::kInvalid,
+                    "cannot read the log '" + path + "': " + core::ErrnoMessage(errno));
+      }
+      if (got == 0) return total;
+      total += static_cast<std::uint64_t>(got);
+      offset += static_cast<std::uint64_t>(got);
+      counter.AddBytes(static_cast<std::uint64_t>(got));
+      have += static_cast<std::size_t>(got);
+      std::size_t at = 0;
+      while (at < have) {
+        const void* nl = std::memchr(buf.get() + at, '\n', have - at);
+        if (nl == nullptr) break;
+        const auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - (buf.get() + at));
+        if (oversized) {
+          oversized = false;
+          counter.BadLine();
+        } else {
+          counter.Line(buf.get() + at, len, kBlockBytes + kPad - at);
+        }
+        at += len + 1;
+      }
+      if (at == 0 && have == kBlockBytes) {  // a line longer than the buffer: bad, skip it
+        oversized = true;
+        have = 0;
+        continue;
+      }
+      std::memmove(buf.get(), buf.get() + at, have - at);
+      have -= at;
+    }
+  }
+
+  // The file ended for good (rotated away): a last line without a newline still counts.
+  void FlushPartial() {
+    if (oversized) {
+      counter.BadLine();
+    } else if (have > 0) {
+      counter.Line(buf.get(), have, kBlockBytes + kPad);
+    }
+    have = 0;
+    oversized = false;
+  }
+};
+
+Result<std::unique_ptr<Follower>> Follower::Open(const std::string& path,
+                                                 const ScanOptions& options) {
+  auto f = std::unique_ptr<Follower>(new Follower());
+  f->impl_ = std::make_unique<Impl>(path, options);
+  DLSYS_TRY(f->impl_->OpenPath());
+  return f;
+}
+
+Follower::~Follower() = default;
+
+Result<std::uint64_t> Follower::Poll() {
+  Impl& m = *impl_;
+  struct stat st {};
+  if (::fstat(m.fd.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < m.offset) {
+    // Truncated (copytruncate, `> log`): what was read stays counted; start over at 0.
+    if (::lseek(m.fd.get(), 0, SEEK_SET) != 0) {
+      return Fail(Code::kInvalid, "cannot rewind the truncated log '" + m.path + "'");
+    }
+    m.offset = 0;
+    m.have = 0;
+    m.oversized = false;
+    ++m.truncations;
+  }
+  DLSYS_ASSIGN_OR_RETURN(std::uint64_t n, m.ReadAvailable());
+  // Rotated: the path names another file now. The old one was just read to its end.
+  if (::stat(m.path.c_str(), &st) == 0 && (st.st_ino != m.ino || st.st_dev != m.dev)) {
+    // What the writer appended to the old file between that read and the rename.
+    DLSYS_ASSIGN_OR_RETURN(std::uint64_t last, m.ReadAvailable());
+    n += last;
+    m.FlushPartial();
+    DLSYS_TRY(m.OpenPath());
+    ++m.rotations;
+    DLSYS_ASSIGN_OR_RETURN(std::uint64_t more, m.ReadAvailable());
+    n += more;
+  }
+  return n;
+}
+
+ScanSummary Follower::Summary() const {
+  ScanSummary summary;
+  std::unordered_map<std::string, GroupStats, StringHash, std::equal_to<>> groups;
+  impl_->counter.SnapshotInto(summary, groups);
+  Finish(impl_->options, groups, summary);
+  return summary;
+}
+
+std::uint64_t Follower::rotations() const { return impl_->rotations; }
+std::uint64_t Follower::truncations() const { return impl_->truncations; }
 
 }  // namespace dlsys::monitor

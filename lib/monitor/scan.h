@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -84,5 +85,31 @@ std::optional<std::int64_t> ParseDurationUs(std::string_view text);
 // corrupt or truncated gzip/zstd stream (the message names the file).
 [[nodiscard]] Result<ScanSummary> Scan(const std::vector<std::string>& paths,
                                        const ScanOptions& options);
+
+// Follows one growing log file like `tail -F`: Poll() reads what was appended since the last
+// call (the first call reads what the file already holds) and never blocks. When the path
+// names another file (rotation), the old one is read to its end first, its last line counted
+// even without a newline, and the new one is read from its start; when the file shrinks
+// (truncation) reading starts over at 0. Lines in flight (no newline yet) wait for the next
+// Poll. Not thread-safe.
+class Follower {
+ public:
+  // kNotFound if the file does not exist; kInvalid if it is not a regular file or is
+  // compressed (follow the uncompressed log; summarize rotated .gz files without --follow).
+  [[nodiscard]] static Result<std::unique_ptr<Follower>> Open(const std::string& path,
+                                                              const ScanOptions& options);
+  ~Follower();
+  // Bytes read; kInvalid if a read fails, or kNotFound if the path vanished at a rotation and
+  // its replacement cannot be opened.
+  [[nodiscard]] Result<std::uint64_t> Poll();
+  ScanSummary Summary() const;  // everything counted since Open
+  std::uint64_t rotations() const;
+  std::uint64_t truncations() const;
+
+ private:
+  Follower() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace dlsys::monitor

@@ -130,6 +130,26 @@ class ServeLog(TempDirTest):
             self.assertEqual(r.returncode, code)
             validate(json.loads(r.stdout), "monitor-summary.schema.json")
 
+    def test_alerts_exit_7_when_they_fire_and_0_when_not(self):
+        r = run("monitor", self.log, "--alert", "status_4xx > 3", "--alert", "p99_ms > 100000")
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertIn("ALERT status_4xx > 3: mlp16 1.0.0 (4.0000)", r.stdout)
+        self.assertNotIn("p99_ms > 100000:", r.stdout)
+        self.assertIn("monitor.alert", r.stderr, "a firing alert is logged")
+        r = run("monitor", self.log, "--alert", "status_4xx > 3", "--json")
+        self.assertEqual(r.returncode, 7)
+        out = json.loads(r.stdout)
+        validate(out, "monitor-summary.schema.json")
+        self.assertEqual(out["alerts"], [{"rule": "status_4xx > 3",
+                                          "key": {"model": "mlp16", "model_version": "1.0.0"},
+                                          "value": 4.0}])
+        r = run("monitor", self.log, "--alert", "status_5xx > 0", "--alert", "error_rate>0")
+        self.assertEqual(r.returncode, EXIT_OK, r.stdout)
+        r = run("monitor", self.log, "--alert", "p99_ms >> 5")
+        self.assertEqual(r.returncode, EXIT_USAGE)
+        self.assertIn("column 9: expected a number", r.stderr)
+        self.assertIn("\n    p99_ms >> 5\n            ^\n", r.stderr)
+
     def test_never_loads_libtorch(self):
         env = {"LD_DEBUG": "libs", "DLSYS_RUNTIME_MODULE": "/nonexistent/libdlsys_runtime.so"}
         r = run("monitor", self.log, env=env)
@@ -142,6 +162,110 @@ class ServeLog(TempDirTest):
         self.assertEqual(r.returncode, EXIT_OK)
         for text in ("--by", "--where", "--since", "bad lines", "Examples:"):
             self.assertIn(text, r.stdout)
+
+
+def request_line(i, status=200):
+    return json.dumps({"@timestamp": "2026-12-01T10:00:%02d.000000Z" % (i % 60),
+                       "status": status, "latency_ms": 1.0 + i, "model": "m",
+                       "model_version": "1"}) + "\n"
+
+
+class Follow(TempDirTest):
+    """--follow on a file that grows, is rotated and truncated, read through JSON snapshots."""
+
+    def start(self, log):
+        import queue
+        import threading
+        p = subprocess.Popen([DLSYS, "monitor", log, "--follow", "--interval", "20ms", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait(), p.stdout.close(), p.stderr.close()))
+        lines = queue.Queue()
+
+        def pump():
+            for line in p.stdout:
+                lines.put(line)
+            lines.put(None)
+        threading.Thread(target=pump, daemon=True).start()
+        return p, lines
+
+    def wait_for(self, lines, pred, what):
+        """Reads snapshots until pred(snapshot) holds (bounded: 60 s); returns it."""
+        import queue
+        import time
+        deadline = time.monotonic() + 60
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            last = json.loads(line)
+            validate(last, "monitor-summary.schema.json")
+            if pred(last):
+                return last
+        self.fail("never saw %s; last snapshot: %s" % (what, last))
+
+    def test_growth_partial_lines_rotation_truncation_and_stop(self):
+        log = self.path("serve.log")
+        with open(log, "w") as f:
+            f.writelines(request_line(i) for i in range(5))
+        p, lines = self.start(log)
+        self.wait_for(lines, lambda s: s["requests"] == 5, "the existing 5 requests")
+        with open(log, "a") as f:
+            f.writelines(request_line(i) for i in range(5, 12))
+        self.wait_for(lines, lambda s: s["requests"] == 12, "12 requests after appending")
+        # A line in flight waits for its newline.
+        with open(log, "a") as f:
+            f.write('{"status":503,"latency_ms":2')
+        size = os.path.getsize(log)
+        s = self.wait_for(lines, lambda s: s["bytes"] == size, "the partial line read")
+        self.assertEqual(s["requests"], 12)
+        with open(log, "a") as f:
+            f.write('.5}\n')
+        s = self.wait_for(lines, lambda s: s["requests"] == 13, "the completed line")
+        self.assertEqual(s["groups"][-1]["status_5xx"], 1)
+        # Rotation: the old file gets two more lines (and a last one without a newline)
+        # before the new one appears; all are counted, then the new file from its start.
+        os.rename(log, log + ".1")
+        with open(log + ".1", "a") as f:
+            f.writelines(request_line(i) for i in range(13, 15))
+            f.write(request_line(15).rstrip("\n"))
+        with open(log, "w") as f:
+            f.writelines(request_line(i) for i in range(16, 19))
+        s = self.wait_for(lines, lambda s: s["requests"] == 19, "19 requests across the rotation")
+        self.assertEqual(s["follow"]["rotations"], 1)
+        # Truncation: counted lines stay counted; the file is read again from 0.
+        os.truncate(log, 0)
+        self.wait_for(lines, lambda s: s["follow"]["truncations"] == 1, "the truncation")
+        with open(log, "a") as f:
+            f.writelines(request_line(i) for i in range(19, 23))
+        self.wait_for(lines, lambda s: s["requests"] == 23, "23 requests after the truncation")
+        p.terminate()
+        self.assertEqual(p.wait(timeout=60), EXIT_OK, p.stderr.read())
+        snapshots = []
+        while True:
+            line = lines.get(timeout=60)
+            if line is None:
+                break
+            snapshots.append(json.loads(line))
+        self.assertEqual(snapshots[-1]["requests"], 23, "a last snapshot on SIGTERM")
+
+    def test_follow_refuses_what_it_cannot_follow(self):
+        log = self.path("a.log")
+        with open(log, "w") as f:
+            f.write(request_line(0))
+        gz = self.path("a.log.gz")
+        with gzip.open(gz, "wt") as f:
+            f.write(request_line(0))
+        for args, code, text in (([log, log], EXIT_USAGE, "exactly one"),
+                                 ([gz], EXIT_INVALID, "compressed"),
+                                 ([log, "--interval", "1ms"], EXIT_USAGE, "at least 10ms"),
+                                 ([self.path("none.log")], EXIT_NOT_FOUND, "none.log")):
+            r = run("monitor", *args, "--follow")
+            self.assertEqual(r.returncode, code, (args, r.stderr))
+            self.assertIn(text, r.stderr)
 
 
 if __name__ == "__main__":
