@@ -10,6 +10,7 @@
 #include <boost/beast/ssl.hpp>
 #include <algorithm>
 #include <condition_variable>
+#include <future>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -431,6 +432,13 @@ void HttpServer::Start() {
 }
 
 void HttpServer::Post(std::function<void()> task) { net::post(impl_->ioc, std::move(task)); }
+
+void HttpServer::Barrier(std::chrono::steady_clock::time_point until) {
+  auto reached = std::make_shared<std::promise<void>>();
+  auto future = reached->get_future();
+  net::post(impl_->ioc, [reached] { reached->set_value(); });
+  future.wait_until(until);
+}
 
 void HttpServer::SetClosing() { impl_->closing.store(true); }
 

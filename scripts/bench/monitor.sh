@@ -3,7 +3,8 @@
 # per model version against the physical limit (`wc -l`, reading the same file from the page
 # cache) and the usual alternative (jq computing the same per-version count and mean latency),
 # in one run. Also: one thread vs all cores, gzip input, and peak memory at 1/10 and all of the
-# records (memory must not grow with the file). Prints every command, then a Markdown table.
+# records (memory must not grow with the file), and --follow keeping up with FOLLOW_RATE
+# (100k) appended lines/s for FOLLOW_SECONDS (10). Prints every command, then a Markdown table.
 #   scripts/bench/monitor.sh            (RECORDS=1000000 JQ=1 REPEAT=3)
 # Builds nothing: needs build/bin/dlsys (or $DLSYS), jq, gzip, /usr/bin/time, python3.
 set -euo pipefail
@@ -20,12 +21,13 @@ done
 WORK=$(mktemp -d -t dlsys-monitor-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cmd() { echo "\$ $*" >&2; }
-# best SECONDS of REPEAT runs of a command (stdout discarded)
+# best SECONDS of REPEAT runs of a command (stdout discarded), wall clock to the microsecond
 best() {
   local b=999999 t
   for _ in $(seq "$REPEAT"); do
-    /usr/bin/time -f %e -o "$WORK/time" "$@" >/dev/null 2>&1
-    t=$(tail -1 "$WORK/time")
+    local t0=$EPOCHREALTIME
+    "$@" >/dev/null 2>&1
+    t=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a}')
     b=$(awk -v a="$t" -v b="$b" 'BEGIN {print (a < b) ? a : b}')
   done
   echo "$b"
@@ -70,6 +72,10 @@ PY
 else
   T_JQ=
 fi
+FOLLOW_RATE=${FOLLOW_RATE:-100000}
+FOLLOW_SECONDS=${FOLLOW_SECONDS:-10}
+cmd python3 scripts/bench/monitor_follow.py "$DLSYS" "$LOG" "$WORK/follow.log" "$FOLLOW_RATE" "$FOLLOW_SECONDS"
+F=$(python3 scripts/bench/monitor_follow.py "$DLSYS" "$LOG" "$WORK/follow.log" "$FOLLOW_RATE" "$FOLLOW_SECONDS")
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "### Monitor — $(date -u +%Y-%m-%d), $(nproc) cores, $CPU"
 echo
@@ -85,3 +91,5 @@ echo "| the same, DLSYS_THREADS=1 | $T_MON1 | $(gbps "$T_MON1") | $(ratio "$T_MO
 echo "| the same on the gzip -1 file (one stream) | $T_GZ | $(gbps "$T_GZ") | gzip -dc alone: $T_GUNZIP s |"
 [ -n "$T_JQ" ] && echo "| jq: per-version count and mean latency | $T_JQ | $(gbps "$T_JQ") | dlsys $(ratio "$T_JQ" "$T_MON")× faster |"
 echo "| peak RSS, all records / a tenth | $M_ALL / $M_TENTH KiB | | |"
+fj() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$F" "$1"; }
+echo "| --follow: $(fj written) lines appended at $(fj write_rate) lines/s for $(fj seconds) s | caught up: $(fj caught_up), $(fj lag_s) s after the last write | | monitor CPU $(fj monitor_cpu_pct)% of a core |"
