@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "core/text.h"
 #include "log/log.h"
 #include "monitor/alert.h"
+#include "monitor/compare.h"
 #include "monitor/scan.h"
 
 namespace dlsys::cli {
@@ -25,6 +27,7 @@ struct Options {
   std::vector<std::string> by;
   std::vector<std::string> where;
   std::vector<std::string> alerts;
+  std::string compare;  // FIELD=STABLE,CANARY
   std::string level;
   std::string since;
   bool once = false;
@@ -57,6 +60,87 @@ std::string Bytes(std::uint64_t n) {
   if (n >= 1000000) return Fixed(static_cast<double>(n) / 1e6, 1) + " MB";
   if (n >= 1000) return Fixed(static_cast<double>(n) / 1e3, 1) + " kB";
   return std::to_string(n) + " B";
+}
+
+// --compare FIELD=STABLE,CANARY: the two arms, each merged over the other --by fields.
+struct Comparison {
+  std::string field, stable, canary;
+  monitor::GroupStats s, c;
+  monitor::RateComparison rate;
+  monitor::LatencyComparison latency;
+};
+
+std::optional<Comparison> Compare(const Options& o, const monitor::ScanOptions& so,
+                                  const monitor::ScanSummary& summary) {
+  if (o.compare.empty()) return std::nullopt;
+  Comparison cmp;
+  const std::size_t eq = o.compare.find('=');
+  const std::size_t comma = o.compare.find(',', eq);
+  cmp.field = o.compare.substr(0, eq);
+  cmp.stable = o.compare.substr(eq + 1, comma - eq - 1);
+  cmp.canary = o.compare.substr(comma + 1);
+  std::size_t at = 0;
+  while (at < so.by.size() && so.by[at] != cmp.field) ++at;
+  for (const auto& g : summary.groups) {
+    if (at >= g.key.size()) continue;
+    if (g.key[at] == cmp.stable) cmp.s.Merge(g);
+    if (g.key[at] == cmp.canary) cmp.c.Merge(g);
+  }
+  cmp.rate = monitor::CompareErrorRates(cmp.s.status_5xx, cmp.s.requests, cmp.c.status_5xx,
+                                        cmp.c.requests);
+  cmp.latency = monitor::CompareLatencies(cmp.s.latency_ms, cmp.c.latency_ms);
+  return cmp;
+}
+
+std::string Percent(double v) { return Fixed(100 * v, 2) + "%"; }
+
+std::string Needed(const std::optional<std::uint64_t>& n, std::uint64_t have) {
+  if (!n) return "";
+  if (*n <= have) return "";
+  return "; ~" + std::to_string(*n - have) + " more requests per arm would show a difference this size";
+}
+
+std::string RenderComparisonText(const std::optional<Comparison>& cmp) {
+  if (!cmp) return "";
+  const auto& c = *cmp;
+  const std::uint64_t have = std::min(c.s.requests, c.c.requests);
+  std::string out = "canary " + core::TerminalSafe(c.field) + "=" + core::TerminalSafe(c.canary) +
+                    " (" + std::to_string(c.c.requests) + " requests) vs stable " +
+                    core::TerminalSafe(c.stable) + " (" + std::to_string(c.s.requests) + "):\n";
+  out += "  5xx rate  " + Percent(c.rate.canary) + " vs " + Percent(c.rate.stable) + ": " +
+         monitor::VerdictName(c.rate.verdict);
+  if (c.rate.verdict != monitor::Verdict::kNoData) {
+    out += " (z " + Fixed(c.rate.z, 2) + ", p " + Fixed(c.rate.p_value, 4) + ")" +
+           Needed(c.rate.needed_per_arm, have);
+  }
+  out += "\n  latency   p50 " + Ms(c.c.latency_ms.Quantile(0.5)) + " vs " +
+         Ms(c.s.latency_ms.Quantile(0.5)) + " ms, p99 " + Ms(c.c.latency_ms.Quantile(0.99)) +
+         " vs " + Ms(c.s.latency_ms.Quantile(0.99)) + " ms: " +
+         (c.latency.verdict == monitor::Verdict::kWorse    ? "slower"
+          : c.latency.verdict == monitor::Verdict::kBetter ? "faster"
+                                                           : monitor::VerdictName(c.latency.verdict));
+  if (c.latency.verdict != monitor::Verdict::kNoData) {
+    out += " (KS D " + Fixed(c.latency.d, 4) + ", p " + Fixed(c.latency.p_value, 4) + ")" +
+           Needed(c.latency.needed_per_arm,
+                  std::min(c.s.latency_ms.count(), c.c.latency_ms.count()));
+  }
+  return out + "\n";
+}
+
+nlohmann::json ComparisonJson(const Comparison& c) {
+  const auto needed = [](const std::optional<std::uint64_t>& n) {
+    return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
+  };
+  return {{"field", c.field},
+          {"stable", {{"value", c.stable}, {"requests", c.s.requests}, {"status_5xx", c.s.status_5xx}}},
+          {"canary", {{"value", c.canary}, {"requests", c.c.requests}, {"status_5xx", c.c.status_5xx}}},
+          {"error_rate", {{"stable", c.rate.stable}, {"canary", c.rate.canary}, {"z", c.rate.z},
+                          {"p_value", c.rate.p_value},
+                          {"verdict", monitor::VerdictName(c.rate.verdict)},
+                          {"needed_per_arm", needed(c.rate.needed_per_arm)}}},
+          {"latency", {{"ks_d", c.latency.d}, {"p_value", c.latency.p_value},
+                       {"verdict", monitor::VerdictName(c.latency.verdict)},
+                       {"needed_per_arm", needed(c.latency.needed_per_arm)}}}};
 }
 
 std::string RenderAlertsText(const std::vector<monitor::FiredAlert>& fired) {
@@ -135,7 +219,8 @@ std::string RenderText(const Options& o, const monitor::ScanOptions& so,
 // pretty = false: one line (a snapshot in --follow's stream of JSON lines).
 std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
                        const monitor::ScanSummary& s, double seconds,
-                       const std::vector<monitor::FiredAlert>& fired, bool pretty = true,
+                       const std::vector<monitor::FiredAlert>& fired,
+                       const std::optional<Comparison>& comparison, bool pretty = true,
                        const monitor::Follower* follower = nullptr) {
   nlohmann::json j;
   j["inputs"] = o.files;
@@ -154,6 +239,7 @@ std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
     j["follow"] = {{"rotations", follower->rotations()},
                    {"truncations", follower->truncations()}};
   }
+  if (comparison) j["comparison"] = ComparisonJson(*comparison);
   j["alerts"] = nlohmann::json::array();
   for (const auto& a : fired) {
     nlohmann::json e;
@@ -214,6 +300,18 @@ Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
                   {"e.g. --where model=mlp16 or --where status=503"});
     }
     so.where.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+  }
+  if (!o.compare.empty()) {
+    const std::size_t eq = o.compare.find('=');
+    const std::size_t comma = eq == std::string::npos ? eq : o.compare.find(',', eq);
+    if (eq == 0 || eq == std::string::npos || comma == std::string::npos || comma == eq + 1 ||
+        comma + 1 == o.compare.size() || o.compare.find(',', comma + 1) != std::string::npos ||
+        o.compare.substr(eq + 1, comma - eq - 1) == o.compare.substr(comma + 1)) {
+      return Fail(Code::kUsage, "--compare '" + o.compare + "' is not FIELD=STABLE,CANARY",
+                  {"e.g. --compare model_version=1.0.0,1.1.0 or --compare variant=stable,canary"});
+    }
+    const std::string field = o.compare.substr(0, eq);
+    if (std::find(so.by.begin(), so.by.end(), field) == so.by.end()) so.by.push_back(field);
   }
   if (!o.level.empty()) {
     const auto level = log::ParseLevel(o.level);
@@ -296,7 +394,8 @@ int Follow(const Options& o, const monitor::ScanOptions& so,
       const auto fired = CheckAlerts(rules, summary);
       std::string out;
       if (o.json) {
-        out = RenderJson(o, so, summary, seconds, fired, false, follower->get());
+        out = RenderJson(o, so, summary, seconds, fired, Compare(o, so, summary), false,
+                         follower->get());
       } else {
         const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
@@ -305,7 +404,8 @@ int Follow(const Options& o, const monitor::ScanOptions& so,
               core::TerminalSafe(o.files[0]) + "  (rotated " +
               std::to_string((*follower)->rotations()) + "x, truncated " +
               std::to_string((*follower)->truncations()) + "x)\n" +
-              RenderText(o, so, summary, seconds) + RenderAlertsText(fired);
+              RenderText(o, so, summary, seconds) +
+              RenderComparisonText(Compare(o, so, summary)) + RenderAlertsText(fired);
       }
       if (redraw) out = "\x1b[H\x1b[J" + out;  // home, clear to the end: one write per frame
       if (!o.json && !redraw) out += "\n";
@@ -349,8 +449,10 @@ int Run(Options o) {
       .Num("duration_ms", seconds * 1e3)
       .Emit();
   const auto fired = CheckAlerts(rules, *summary);
-  const std::string out = o.json ? RenderJson(o, *so, *summary, seconds, fired)
-                                 : RenderText(o, *so, *summary, seconds) + RenderAlertsText(fired);
+  const auto comparison = Compare(o, *so, *summary);
+  const std::string out = o.json ? RenderJson(o, *so, *summary, seconds, fired, comparison)
+                                 : RenderText(o, *so, *summary, seconds) +
+                                       RenderComparisonText(comparison) + RenderAlertsText(fired);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return fired.empty() ? kExitOk : kExitAlert;
 }
@@ -374,6 +476,10 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
   sub->add_option("--where", o->where, "only records whose FIELD equals VALUE (repeatable)")
       ->type_name("FIELD=VALUE");
   sub->add_option("--level", o->level, "only records at this level or above (e.g. warn)");
+  sub->add_option("--compare", o->compare,
+                  "compare a canary with stable: 5xx rate (z-test) and latency (KS test), with a "
+                  "verdict and the sample size still needed")
+      ->type_name("FIELD=STABLE,CANARY");
   sub->add_option("--alert", o->alerts,
                   "a rule such as 'p99_ms > 50' or 'error_rate >= 0.01', checked per group "
                   "(repeatable); a summary where one fires exits 7")

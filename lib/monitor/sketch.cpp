@@ -59,4 +59,19 @@ double QuantileSketch::Quantile(double q) const {
   return max_;
 }
 
+double QuantileSketch::MaxCdfDistance(const QuantileSketch& other) const {
+  if (count_ == 0 || other.count_ == 0) return 0;
+  const double n1 = static_cast<double>(count_);
+  const double n2 = static_cast<double>(other.count_);
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  double d = 0;
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    a += buckets_[i];
+    b += other.buckets_[i];
+    d = std::max(d, std::fabs(static_cast<double>(a) / n1 - static_cast<double>(b) / n2));
+  }
+  return d;
+}
+
 }  // namespace dlsys::monitor

@@ -31,6 +31,10 @@ class QuantileSketch {
   void Merge(const QuantileSketch& other);
   // q in [0, 1]; 0 when empty.
   double Quantile(double q) const;
+  // The largest distance between the two distributions' cumulative fractions at the bucket
+  // edges (the two-sample Kolmogorov-Smirnov statistic at the sketch's resolution); 0 if
+  // either is empty.
+  double MaxCdfDistance(const QuantileSketch& other) const;
 
   std::uint64_t count() const { return count_; }
   double sum() const { return sum_; }

@@ -268,5 +268,48 @@ class Follow(TempDirTest):
             self.assertIn(text, r.stderr)
 
 
+class Compare(TempDirTest):
+    def write_log(self, canary_error_rate, canary_slowdown):
+        import random
+        rng = random.Random(5)
+        log = self.path("ab.log")
+        with open(log, "w") as f:
+            for i in range(6000):
+                canary = i % 2 == 1
+                bad = rng.random() < (canary_error_rate if canary else 0.01)
+                lat = rng.lognormvariate(0, 0.5) * (canary_slowdown if canary else 1.0)
+                f.write(json.dumps({"status": 503 if bad else 200, "latency_ms": lat,
+                                    "model": "m", "model_version": "1.1.0" if canary else "1.0.0"}) + "\n")
+        return log
+
+    def compare(self, log):
+        r = run("monitor", log, "--compare", "model_version=1.0.0,1.1.0", "--json")
+        self.assertEqual(r.returncode, EXIT_OK, r.stderr)
+        out = json.loads(r.stdout)
+        validate(out, "monitor-summary.schema.json")
+        return out["comparison"]
+
+    def test_a_worse_canary_is_called_worse_and_a_twin_is_not(self):
+        c = self.compare(self.write_log(0.05, 1.3))
+        self.assertEqual(c["error_rate"]["verdict"], "worse")
+        self.assertEqual(c["latency"]["verdict"], "worse")
+        self.assertEqual((c["stable"]["requests"], c["canary"]["requests"]), (3000, 3000))
+        self.assertLess(c["error_rate"]["p_value"], 0.001)
+        twin = self.compare(self.write_log(0.01, 1.0))
+        self.assertEqual(twin["error_rate"]["verdict"], "no significant difference")
+        self.assertEqual(twin["latency"]["verdict"], "no significant difference")
+        r = run("monitor", self.path("ab.log"), "--compare", "model_version=1.0.0,1.1.0")
+        self.assertEqual(r.returncode, EXIT_OK)
+        self.assertIn("canary model_version=1.1.0 (3000 requests) vs stable 1.0.0 (3000):", r.stdout)
+        self.assertIn("no significant difference", r.stdout)
+
+    def test_bad_compare_specs_are_usage_errors(self):
+        log = self.write_log(0.01, 1.0)
+        for spec in ("model_version", "model_version=1.0.0", "=a,b", "v=a,", "v=a,a", "v=a,b,c"):
+            r = run("monitor", log, "--compare", spec)
+            self.assertEqual(r.returncode, EXIT_USAGE, spec)
+            self.assertIn("FIELD=STABLE,CANARY", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
