@@ -36,6 +36,20 @@ struct Options {
   bool json = false;
 };
 
+// A frame that replaces the previous one without flicker: cursor home, each line overwritten
+// and cleared to its end, then everything below cleared; written with one write().
+std::string InPlace(const std::string& frame) {
+  std::string out = "\x1b[H";
+  std::size_t at = 0;
+  while (at < frame.size()) {
+    const std::size_t nl = std::min(frame.find('\n', at), frame.size());
+    out.append(frame, at, nl - at);
+    out += "\x1b[K\n";
+    at = nl + 1;
+  }
+  return out + "\x1b[J";
+}
+
 bool TermIsDumb() {
   const char* term = std::getenv("TERM");
   return term == nullptr || std::string_view(term) == "dumb" || std::getenv("NO_COLOR") != nullptr;
@@ -407,7 +421,7 @@ int Follow(const Options& o, const monitor::ScanOptions& so,
               RenderText(o, so, summary, seconds) +
               RenderComparisonText(Compare(o, so, summary)) + RenderAlertsText(fired);
       }
-      if (redraw) out = "\x1b[H\x1b[J" + out;  // home, clear to the end: one write per frame
+      if (redraw) out = InPlace(out);
       if (!o.json && !redraw) out += "\n";
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);

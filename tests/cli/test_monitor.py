@@ -252,6 +252,40 @@ class Follow(TempDirTest):
             snapshots.append(json.loads(line))
         self.assertEqual(snapshots[-1]["requests"], 23, "a last snapshot on SIGTERM")
 
+    def test_a_terminal_gets_frames_redrawn_in_place(self):
+        import pty
+        import select
+        import signal
+        import time
+        log = self.path("t.log")
+        with open(log, "w") as f:
+            f.writelines(request_line(i) for i in range(3))
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: dlsys on the pty's terminal
+            os.environ["TERM"] = "xterm"
+            os.environ.pop("NO_COLOR", None)
+            os.execv(DLSYS, [DLSYS, "monitor", log, "--follow", "--interval", "20ms"])
+        out = b""
+        deadline = time.monotonic() + 60
+        while out.count(b"\x1b[H") < 3 and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), EXIT_OK)
+        self.assertGreaterEqual(out.count(b"\x1b[H"), 3, out[-500:])
+        self.assertNotIn(b"\x1b[2J", out, "never a full clear: it flickers")
+        frame = out.split(b"\x1b[H")[1]
+        lines = frame.split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"== "), frame)
+        self.assertTrue(lines[1].startswith(b"3 requests"), frame)
+        self.assertTrue(all(l.endswith(b"\x1b[K") for l in lines[:-1]), frame)
+        self.assertEqual(lines[-1], b"\x1b[J", "everything below the frame cleared")
+
     def test_follow_refuses_what_it_cannot_follow(self):
         log = self.path("a.log")
         with open(log, "w") as f:
