@@ -10,7 +10,6 @@
 #include <boost/beast/ssl.hpp>
 #include <algorithm>
 #include <condition_variable>
-#include <future>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -67,6 +66,7 @@ struct HttpServer::Impl {
   // Counters outlive the io_context (declared before it): sessions destroyed with it update them.
   std::atomic<int> connections{0};
   std::atomic<int> inflight{0};
+  std::atomic<int> writing{0};  // responses handed to the socket, not yet through `done`
   std::atomic<bool> closing{false};
   std::mutex mu;
   std::condition_variable idle_cv;
@@ -271,6 +271,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     res->keep_alive(request_->keep_alive && !server_.closing.load());
     res->prepare_payload();
     Arm(server_.options.idle_timeout);
+    server_.writing.fetch_add(1);
     http::async_write(
         stream_, *res,
         [self = this->shared_from_this(), res](beast::error_code ec, std::size_t bytes) {
@@ -281,6 +282,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void OnWrite(beast::error_code ec, std::size_t bytes, bool keep_alive) {
     Disarm();
     if (server_.done) server_.done(*request_, response_, ec ? 0 : body_bytes_);
+    if (server_.writing.fetch_sub(1) == 1) {
+      std::lock_guard lock(server_.mu);
+      server_.idle_cv.notify_all();
+    }
     request_.reset();
     server_.RequestDone();
     if (ec || !keep_alive) return Close();
@@ -433,11 +438,9 @@ void HttpServer::Start() {
 
 void HttpServer::Post(std::function<void()> task) { net::post(impl_->ioc, std::move(task)); }
 
-void HttpServer::Barrier(std::chrono::steady_clock::time_point until) {
-  auto reached = std::make_shared<std::promise<void>>();
-  auto future = reached->get_future();
-  net::post(impl_->ioc, [reached] { reached->set_value(); });
-  future.wait_until(until);
+bool HttpServer::WaitWritten(std::chrono::steady_clock::time_point until) {
+  std::unique_lock lock(impl_->mu);
+  return impl_->idle_cv.wait_until(lock, until, [this] { return impl_->writing.load() == 0; });
 }
 
 void HttpServer::SetClosing() { impl_->closing.store(true); }

@@ -346,9 +346,9 @@ bool Server::Shutdown() {
   impl.draining.store(true);
   impl.http->SetClosing();
   const auto until = Clock::now() + std::chrono::milliseconds(impl.config.grace_period_ms);
-  // Responses written before the signal finish their access records first (their completion
-  // handlers are already queued), so the log shows them before serve.drain.
-  impl.http->Barrier(std::min(until, Clock::now() + std::chrono::seconds(1)));
+  // Responses being written when the signal came are logged first (a client may already have
+  // one whose completion has not run yet), so the log shows them before serve.drain.
+  impl.http->WaitWritten(std::min(until, Clock::now() + std::chrono::seconds(1)));
   std::int64_t queued = 0;
   for (const auto& v : impl.versions) queued += v->batcher->QueueDepth();
   log::Info("serve.drain", "draining: finishing queued and running requests")

@@ -97,9 +97,9 @@ class HttpServer {
   void Post(std::function<void()> task);
   // From now on every response carries Connection: close.
   void SetClosing();
-  // Waits (until `until` at most) for the handlers already queued on the event loop to run:
-  // with one loop thread, every response written before the call has been logged after it.
-  void Barrier(std::chrono::steady_clock::time_point until);
+  // Waits (until `until` at most) until no response is being written: every response a client
+  // has received has then been through the done callback (logged). False if `until` came first.
+  bool WaitWritten(std::chrono::steady_clock::time_point until);
   // Stops accepting; waits until no request is being handled or written, or `until`.
   bool StopAccepting(std::chrono::steady_clock::time_point until);
   void Stop();  // closes every connection and joins the threads (idempotent)
