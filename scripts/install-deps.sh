@@ -12,7 +12,7 @@ PACKAGES=(
   python3-jsonschema python3-yaml lnav
   zlib1g-dev libarchive-tools clang-14 libfuzzer-14-dev libclang-rt-14-dev
   tar gzip curl bc hyperfine wrk time libopenblas0-openmp prometheus nginx-light
-  python3-flask iproute2 jq
+  python3-flask iproute2 jq chromium openssh-server openssh-client
 )
 
 missing=()

@@ -2,6 +2,7 @@
 // per model and version: rate, status classes, latency quantiles, batch size.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "log/log.h"
 #include "monitor/alert.h"
 #include "monitor/compare.h"
+#include "monitor/records.h"
 #include "monitor/scan.h"
 
 namespace dlsys::cli {
@@ -27,13 +29,32 @@ struct Options {
   std::vector<std::string> by;
   std::vector<std::string> where;
   std::vector<std::string> alerts;
+  std::vector<std::string> fields;  // NAME=PATH[*FACTOR]
   std::string compare;  // FIELD=STABLE,CANARY
   std::string level;
   std::string since;
+  std::string window;  // empty: 1m, shown only when following
   bool once = false;
   bool follow = false;
+  bool records = false;
+  bool ascii = false;
   std::string interval = "2s";
   bool json = false;
+};
+
+// --compare FIELD=STABLE,CANARY, parsed.
+struct CompareSpec {
+  std::string field, stable, canary;
+};
+
+// Everything the options say, checked once.
+struct Setup {
+  monitor::ScanOptions scan;
+  std::vector<monitor::AlertRule> rules;
+  std::optional<CompareSpec> compare;
+  std::int64_t window_us = 60'000'000;
+  bool show_window = false;  // the window table and trends (following, or --window given)
+  bool utf8 = true;          // sparklines in block characters, else ASCII
 };
 
 // A frame that replaces the previous one without flicker: cursor home, each line overwritten
@@ -53,6 +74,54 @@ std::string InPlace(const std::string& frame) {
 bool TermIsDumb() {
   const char* term = std::getenv("TERM");
   return term == nullptr || std::string_view(term) == "dumb" || std::getenv("NO_COLOR") != nullptr;
+}
+
+// Whether the terminal takes UTF-8: the first of LC_ALL, LC_CTYPE, LANG that is set names it
+// (as the C library would resolve the locale); "C"/"POSIX" or nothing set means ASCII.
+bool LocaleIsUtf8() {
+  for (const char* name : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') continue;
+    std::string s(v);
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s.find("utf-8") != std::string::npos || s.find("utf8") != std::string::npos;
+  }
+  return false;
+}
+
+// Terminal size (columns, rows); 0 when unknown.
+std::pair<int, int> TerminalSize() {
+  winsize ws{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0) return {0, 0};
+  return {ws.ws_col, ws.ws_row};
+}
+
+// The frame fitted to the terminal: lines cut at the width (a wrapped line would break the
+// in-place redraw) and at most rows - 1 lines, the last saying how many were left out.
+std::string FitToTerminal(const std::string& frame, int cols, int rows) {
+  if (cols <= 0 || rows <= 1) return frame;
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < frame.size();) {
+    const std::size_t nl = std::min(frame.find('\n', at), frame.size());
+    lines.push_back(frame.substr(at, nl - at));
+    at = nl + 1;
+  }
+  std::string out;
+  const auto max_lines = static_cast<std::size_t>(rows - 1);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    std::string line = lines[i];
+    const bool last = i + 1 == max_lines && lines.size() > max_lines;
+    if (last) {
+      line = "(" + std::to_string(lines.size() - i) +
+             " more lines: enlarge the terminal, or use --by/--where, or --json)";
+    }
+    out += core::CharCount(line) > static_cast<std::size_t>(cols)
+               ? core::Truncate(line, static_cast<std::size_t>(cols))
+               : line;
+    out += '\n';
+    if (last) break;
+  }
+  return out;
 }
 
 std::string Fixed(double v, int digits) {
@@ -84,15 +153,13 @@ struct Comparison {
   monitor::LatencyComparison latency;
 };
 
-std::optional<Comparison> Compare(const Options& o, const monitor::ScanOptions& so,
-                                  const monitor::ScanSummary& summary) {
-  if (o.compare.empty()) return std::nullopt;
+std::optional<Comparison> Compare(const Setup& setup, const monitor::ScanSummary& summary) {
+  if (!setup.compare) return std::nullopt;
+  const monitor::ScanOptions& so = setup.scan;
   Comparison cmp;
-  const std::size_t eq = o.compare.find('=');
-  const std::size_t comma = o.compare.find(',', eq);
-  cmp.field = o.compare.substr(0, eq);
-  cmp.stable = o.compare.substr(eq + 1, comma - eq - 1);
-  cmp.canary = o.compare.substr(comma + 1);
+  cmp.field = setup.compare->field;
+  cmp.stable = setup.compare->stable;
+  cmp.canary = setup.compare->canary;
   std::size_t at = 0;
   while (at < so.by.size() && so.by[at] != cmp.field) ++at;
   for (const auto& g : summary.groups) {
@@ -157,12 +224,160 @@ nlohmann::json ComparisonJson(const Comparison& c) {
                        {"needed_per_arm", needed(c.latency.needed_per_arm)}}}};
 }
 
+std::string AlertSubject(const monitor::FiredAlert& a) {
+  if (!a.feature.empty()) return "feature " + core::Truncate(core::TerminalSafe(a.feature), 60);
+  std::string key;
+  for (const auto& k : a.key) key += (key.empty() ? "" : " ") + core::Truncate(core::TerminalSafe(k), 40);
+  return key;
+}
+
 std::string RenderAlertsText(const std::vector<monitor::FiredAlert>& fired) {
   std::string out;
   for (const auto& a : fired) {
-    std::string key;
-    for (const auto& k : a.key) key += (key.empty() ? "" : " ") + core::Truncate(core::TerminalSafe(k), 40);
-    out += "ALERT " + core::TerminalSafe(a.rule) + ": " + key + " (" + Fixed(a.value, 4) + ")\n";
+    out += "ALERT " + core::TerminalSafe(a.rule) + ": " + AlertSubject(a) + " (" +
+           Fixed(a.value, 4) + ")\n";
+  }
+  return out;
+}
+
+// Left-aligned key columns, right-aligned numbers, two spaces between.
+std::string Table(const std::vector<std::vector<std::string>>& rows, std::size_t key_columns) {
+  if (rows.empty()) return "";
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], core::CharCount(r[i]));
+    }
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      const std::size_t pad = width[i] - core::CharCount(r[i]);
+      line += i < key_columns ? r[i] + std::string(pad, ' ') : std::string(pad, ' ') + r[i];
+      line += i + 1 < r.size() ? "  " : "";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+// A sparkline of the values (NaN = no data: a blank), scaled from 0 to their maximum.
+std::string Sparkline(const std::vector<double>& values, bool utf8) {
+  static constexpr const char* kBlocks[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                            "\u2585", "\u2586", "\u2587", "\u2588"};
+  static constexpr std::string_view kAscii = "_.-:=+*#";
+  double top = 0;
+  for (double v : values) {
+    if (std::isfinite(v)) top = std::max(top, v);
+  }
+  std::string out;
+  for (double v : values) {
+    if (!std::isfinite(v)) {
+      out += ' ';
+      continue;
+    }
+    const int level = top > 0 ? std::clamp(static_cast<int>(v / top * 7.999), 0, 7) : 0;
+    if (utf8) {
+      out += kBlocks[level];
+    } else {
+      out += kAscii[static_cast<std::size_t>(level)];
+    }
+  }
+  return out;
+}
+
+// Per tick of the trend (the newest history_ticks up to now): requests per second, error rate
+// and p99 of the requests stamped in that tick; NaN where the tick has no requests.
+struct Trend {
+  std::vector<std::int64_t> start_us;
+  std::vector<double> rate, error_rate, p50, p95, p99;
+  std::vector<std::uint64_t> requests;
+};
+
+Trend TrendOf(const monitor::GroupStats& g, const Setup& setup, std::int64_t now_us) {
+  Trend t;
+  const std::int64_t tick = setup.window_us / monitor::kTicksPerWindow;
+  const std::int64_t last = monitor::TickOf(now_us, setup.window_us);
+  const auto n = static_cast<std::int64_t>(setup.scan.history_ticks);
+  std::size_t at = 0;
+  for (std::int64_t i = last - n + 1; i <= last; ++i) {
+    while (at < g.ticks.size() && g.ticks[at].index < i) ++at;
+    const monitor::TickStats* k =
+        at < g.ticks.size() && g.ticks[at].index == i ? &g.ticks[at] : nullptr;
+    // The current tick has lasted only until now.
+    const double seconds =
+        static_cast<double>(i == last ? std::max<std::int64_t>(1, now_us - i * tick) : tick) / 1e6;
+    t.start_us.push_back(i * tick);
+    t.requests.push_back(k ? k->requests : 0);
+    t.rate.push_back(k ? static_cast<double>(k->requests) / seconds : 0);
+    const bool any = k && k->requests > 0;
+    t.error_rate.push_back(any ? static_cast<double>(k->status_5xx) /
+                                     static_cast<double>(k->requests)
+                               : NAN);
+    const bool lat = k && k->latency_ms.count() > 0;
+    t.p50.push_back(lat ? k->latency_ms.Quantile(0.5) : NAN);
+    t.p95.push_back(lat ? k->latency_ms.Quantile(0.95) : NAN);
+    t.p99.push_back(lat ? k->latency_ms.Quantile(0.99) : NAN);
+  }
+  return t;
+}
+
+std::string Seconds(std::int64_t us) {
+  if (us % 3'600'000'000 == 0) return std::to_string(us / 3'600'000'000) + "h";
+  if (us % 60'000'000 == 0) return std::to_string(us / 60'000'000) + "m";
+  if (us % 1'000'000 == 0) return std::to_string(us / 1'000'000) + "s";
+  return Fixed(static_cast<double>(us) / 1e6, 3) + "s";
+}
+
+// The sliding-window table: per group the last window's rate, errors and latency, with trends.
+std::string RenderWindowText(const Setup& setup, const monitor::ScanSummary& s,
+                             std::int64_t now_us) {
+  if (s.groups.empty()) return "";
+  const auto& so = setup.scan;
+  const std::int64_t tick = setup.window_us / monitor::kTicksPerWindow;
+  std::string out = "last " + Seconds(setup.window_us) + " (to " +
+                    monitor::FormatRfc3339Us(now_us).substr(0, 19) + "Z); trends: " +
+                    std::to_string(so.history_ticks) + " x " + Seconds(tick) + "\n";
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head = so.by;
+  for (const char* h : {"requests", "req/s", "5xx", "err%", "p50 ms", "p95 ms", "p99 ms",
+                        "batch", "p99 trend", "req/s trend"}) {
+    head.emplace_back(h);
+  }
+  rows.push_back(head);
+  std::size_t shown = 0;
+  for (const auto& g : s.groups) {
+    std::vector<std::string> r;
+    for (const auto& k : g.key) r.push_back(core::Truncate(core::TerminalSafe(k), 40));
+    if (!g.keeps_ticks) {
+      continue;  // beyond kMaxWindowGroups: totals only
+    }
+    ++shown;
+    const monitor::GroupStats w = monitor::WindowOf(g, now_us, setup.window_us);
+    const auto& l = w.latency_ms;
+    const bool lat = l.count() > 0;
+    r.push_back(std::to_string(w.requests));
+    r.push_back(Fixed(w.RatePerSecond(), 1));
+    r.push_back(std::to_string(w.status_5xx));
+    r.push_back(w.requests ? Fixed(100.0 * static_cast<double>(w.status_5xx) /
+                                       static_cast<double>(w.requests),
+                                   2)
+                           : "-");
+    for (double q : {0.5, 0.95, 0.99}) r.push_back(lat ? Ms(l.Quantile(q)) : "-");
+    r.push_back(w.batch_size_count
+                    ? Fixed(w.batch_size_sum / static_cast<double>(w.batch_size_count), 2)
+                    : "-");
+    const Trend t = TrendOf(g, setup, now_us);
+    r.push_back(Sparkline(t.p99, setup.utf8));
+    r.push_back(Sparkline(t.rate, setup.utf8));
+    rows.push_back(std::move(r));
+  }
+  out += Table(rows, so.by.size());
+  if (shown < s.groups.size()) {
+    out += "(" + std::to_string(s.groups.size() - shown) + " more groups have totals only: " +
+           "windows are kept for the first " + std::to_string(monitor::kMaxWindowGroups) + ")\n";
   }
   return out;
 }
@@ -204,24 +419,7 @@ std::string RenderText(const Options& o, const monitor::ScanOptions& so,
                                    : "-");
     rows.push_back(std::move(r));
   }
-  std::vector<std::size_t> width(head.size(), 0);
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], core::CharCount(r[i]));
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      const std::size_t pad = width[i] - core::CharCount(r[i]);
-      if (i < so.by.size()) {  // keys left-aligned, numbers right-aligned
-        line += r[i] + std::string(pad, ' ');
-      } else {
-        line += std::string(pad, ' ') + r[i];
-      }
-      line += i + 1 < r.size() ? "  " : "";
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
+  out += Table(rows, so.by.size());
   if (s.groups_capped) {
     out += "(more than " + std::to_string(so.max_groups) +
            " groups: the rest are counted as '(other)')\n";
@@ -230,12 +428,42 @@ std::string RenderText(const Options& o, const monitor::ScanOptions& so,
   return out;
 }
 
+// What one summary shows, however it is rendered.
+struct Snapshot {
+  explicit Snapshot(const monitor::ScanSummary& s) : summary(s) {}
+  const monitor::ScanSummary& summary;
+  double seconds = 0;        // reading took (--once) or has been going on (--follow)
+  std::int64_t now_us = 0;   // where windows end: the newest record (--once) or the clock
+  std::vector<monitor::FiredAlert> fired;
+  std::optional<Comparison> comparison;
+  const monitor::Follower* follower = nullptr;
+};
+
+nlohmann::json CountsJson(const monitor::GroupStats& g) {
+  nlohmann::json e;
+  e["requests"] = g.requests;
+  e["status_4xx"] = g.status_4xx;
+  e["status_5xx"] = g.status_5xx;
+  e["error_rate"] =
+      g.requests ? static_cast<double>(g.status_5xx) / static_cast<double>(g.requests) : 0.0;
+  e["rate_per_s"] = g.RatePerSecond();
+  const auto& l = g.latency_ms;
+  e["latency_ms"] = {{"count", l.count()}, {"mean", l.mean()},          {"min", l.min()},
+                     {"p50", l.Quantile(0.5)}, {"p95", l.Quantile(0.95)}, {"p99", l.Quantile(0.99)},
+                     {"max", l.max()}};
+  e["batch_size_mean"] =
+      g.batch_size_count
+          ? nlohmann::json(g.batch_size_sum / static_cast<double>(g.batch_size_count))
+          : nullptr;
+  return e;
+}
+
+nlohmann::json NumberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nullptr; }
+
 // pretty = false: one line (a snapshot in --follow's stream of JSON lines).
-std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
-                       const monitor::ScanSummary& s, double seconds,
-                       const std::vector<monitor::FiredAlert>& fired,
-                       const std::optional<Comparison>& comparison, bool pretty = true,
-                       const monitor::Follower* follower = nullptr) {
+std::string RenderJson(const Options& o, const Setup& setup, const Snapshot& snap, bool pretty) {
+  const monitor::ScanSummary& s = snap.summary;
+  const monitor::ScanOptions& so = setup.scan;
   nlohmann::json j;
   j["inputs"] = o.files;
   j["by"] = so.by;
@@ -246,48 +474,69 @@ std::string RenderJson(const Options& o, const monitor::ScanOptions& so,
   j["filtered_out"] = s.filtered_out;
   j["bad_lines"] = s.bad_lines;
   j["threads"] = s.threads;
-  j["seconds"] = seconds;
+  j["seconds"] = snap.seconds;
   j["groups_capped"] = s.groups_capped;
   j["quantile_relative_accuracy"] = monitor::QuantileSketch::kRelativeAccuracy;
-  if (follower) {
-    j["follow"] = {{"rotations", follower->rotations()},
-                   {"truncations", follower->truncations()}};
+  j["window"] = {{"seconds", static_cast<double>(setup.window_us) / 1e6},
+                 {"tick_seconds",
+                  static_cast<double>(setup.window_us / monitor::kTicksPerWindow) / 1e6},
+                 {"end", snap.now_us ? nlohmann::json(monitor::FormatRfc3339Us(snap.now_us))
+                                     : nlohmann::json(nullptr)}};
+  if (snap.follower) {
+    j["follow"] = {{"rotations", snap.follower->rotations()},
+                   {"truncations", snap.follower->truncations()}};
   }
-  if (comparison) j["comparison"] = ComparisonJson(*comparison);
+  if (snap.comparison) j["comparison"] = ComparisonJson(*snap.comparison);
   j["alerts"] = nlohmann::json::array();
-  for (const auto& a : fired) {
+  for (const auto& a : snap.fired) {
     nlohmann::json e;
     e["rule"] = a.rule;
     e["key"] = nlohmann::json::object();
     for (std::size_t i = 0; i < so.by.size() && i < a.key.size(); ++i) e["key"][so.by[i]] = a.key[i];
+    if (!a.feature.empty()) e["feature"] = a.feature;
     e["value"] = a.value;
     j["alerts"].push_back(std::move(e));
   }
   j["groups"] = nlohmann::json::array();
   for (const auto& g : s.groups) {
-    nlohmann::json e;
+    nlohmann::json e = CountsJson(g);
     e["key"] = nlohmann::json::object();
     for (std::size_t i = 0; i < so.by.size() && i < g.key.size(); ++i) e["key"][so.by[i]] = g.key[i];
-    e["requests"] = g.requests;
-    e["status_4xx"] = g.status_4xx;
-    e["status_5xx"] = g.status_5xx;
-    e["error_rate"] = g.requests ? static_cast<double>(g.status_5xx) /
-                                       static_cast<double>(g.requests)
-                                 : 0.0;
-    e["rate_per_s"] = g.RatePerSecond();
     e["first"] = g.first_us ? nlohmann::json(monitor::FormatRfc3339Us(g.first_us)) : nullptr;
     e["last"] = g.last_us ? nlohmann::json(monitor::FormatRfc3339Us(g.last_us)) : nullptr;
-    const auto& l = g.latency_ms;
-    e["latency_ms"] = {{"count", l.count()}, {"mean", l.mean()},          {"min", l.min()},
-                       {"p50", l.Quantile(0.5)}, {"p95", l.Quantile(0.95)}, {"p99", l.Quantile(0.99)},
-                       {"max", l.max()}};
-    e["batch_size_mean"] = g.batch_size_count ? nlohmann::json(g.batch_size_sum /
-                                                               static_cast<double>(
-                                                                   g.batch_size_count))
-                                              : nullptr;
+    if (g.keeps_ticks && snap.now_us != 0) {
+      const monitor::GroupStats w = monitor::WindowOf(g, snap.now_us, setup.window_us);
+      e["window"] = CountsJson(w);
+      e["window"]["from"] = monitor::FormatRfc3339Us(w.first_us);
+      e["window"]["to"] = monitor::FormatRfc3339Us(w.last_us);
+      const Trend t = TrendOf(g, setup, snap.now_us);
+      nlohmann::json series = nlohmann::json::array();
+      for (std::size_t i = 0; i < t.start_us.size(); ++i) {
+        if (t.requests[i] == 0) continue;
+        series.push_back({{"start", monitor::FormatRfc3339Us(t.start_us[i])},
+                          {"requests", t.requests[i]},
+                          {"rate_per_s", t.rate[i]},
+                          {"error_rate", NumberOrNull(t.error_rate[i])},
+                          {"p50_ms", NumberOrNull(t.p50[i])},
+                          {"p95_ms", NumberOrNull(t.p95[i])},
+                          {"p99_ms", NumberOrNull(t.p99[i])}});
+      }
+      e["series"] = std::move(series);
+    } else {
+      e["window"] = nullptr;
+      e["series"] = nlohmann::json::array();
+    }
     j["groups"].push_back(std::move(e));
   }
   return (pretty ? j.dump(2, ' ', true) : j.dump(-1, ' ', true)) + "\n";
+}
+
+std::string RenderAllText(const Options& o, const Setup& setup, const Snapshot& snap) {
+  std::string out = RenderText(o, setup.scan, snap.summary, snap.seconds);
+  if (setup.show_window && snap.now_us != 0) {
+    out += "\n" + RenderWindowText(setup, snap.summary, snap.now_us);
+  }
+  return out + RenderComparisonText(snap.comparison) + RenderAlertsText(snap.fired);
 }
 
 Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
@@ -349,12 +598,63 @@ Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
   return so;
 }
 
+Result<Setup> SetupFrom(const Options& o) {
+  Setup setup;
+  DLSYS_ASSIGN_OR_RETURN(setup.scan, ScanOptionsFrom(o));
+  for (const auto& f : o.fields) {
+    DLSYS_ASSIGN_OR_RETURN(auto map, monitor::ParseFieldMap(f));
+    setup.scan.fields.push_back(std::move(map));
+  }
+  if (!o.compare.empty()) {
+    const std::size_t eq = o.compare.find('=');
+    const std::size_t comma = o.compare.find(',', eq);
+    setup.compare = CompareSpec{o.compare.substr(0, eq), o.compare.substr(eq + 1, comma - eq - 1),
+                                o.compare.substr(comma + 1)};
+  }
+  if (!o.window.empty()) {
+    const auto w = monitor::ParseDurationUs(o.window);
+    if (!w || *w < 100'000) {
+      return Fail(Code::kUsage, "--window '" + o.window + "' is not a duration of at least 100ms",
+                  {"e.g. --window 1m or --window 30s"});
+    }
+    setup.window_us = *w;
+  }
+  setup.show_window = o.follow || !o.window.empty();
+  setup.scan.window_us = setup.window_us;
+  const std::int64_t tick = setup.window_us / monitor::kTicksPerWindow;
+  std::size_t history = 3 * monitor::kTicksPerWindow;
+  for (const auto& text : o.alerts) {
+    DLSYS_ASSIGN_OR_RETURN(auto rule, monitor::ParseAlertRule(text));
+    // `for D` looks at the window ending at every tick of D: D / tick + a window of ticks.
+    const auto needed =
+        static_cast<std::size_t>((rule.for_us + tick - 1) / tick) + monitor::kTicksPerWindow + 1;
+    if (rule.for_us > 0 && needed > monitor::kMaxHistoryTicks) {
+      return Fail(Code::kUsage,
+                  "--alert '" + core::TerminalSafe(text) + "': 'for' is longer than " +
+                      std::to_string(monitor::kMaxHistoryTicks - monitor::kTicksPerWindow - 1) +
+                      " ticks of " + Seconds(tick),
+                  {"a tick is a tenth of --window: give a longer --window, e.g. --window " +
+                   Seconds(std::max<std::int64_t>(60'000'000, rule.for_us / 50))});
+    }
+    if (rule.for_us > 0) history = std::max(history, needed);
+    setup.rules.push_back(std::move(rule));
+  }
+  setup.scan.history_ticks = history;
+  setup.utf8 = !o.ascii && LocaleIsUtf8();
+  return setup;
+}
+
 // Fired alerts are printed (after the table, or in "alerts") and logged as WARN records.
-std::vector<monitor::FiredAlert> CheckAlerts(const std::vector<monitor::AlertRule>& rules,
-                                             const monitor::ScanSummary& summary) {
-  auto fired = monitor::Evaluate(rules, summary);
+std::vector<monitor::FiredAlert> CheckAlerts(const Setup& setup,
+                                             const monitor::ScanSummary& summary,
+                                             std::int64_t now_us) {
+  monitor::AlertContext context;
+  context.now_us = now_us;
+  context.window_us = setup.show_window ? setup.window_us : 0;
+  context.scan_window_us = setup.window_us;
+  auto fired = monitor::Evaluate(setup.rules, summary, context);
   for (const auto& a : fired) {
-    std::string key;
+    std::string key = a.feature;
     for (const auto& k : a.key) key += (key.empty() ? "" : " ") + k;
     log::Warn("monitor.alert", "alert fired: " + a.rule)
         .Str("rule", a.rule)
@@ -365,11 +665,47 @@ std::vector<monitor::FiredAlert> CheckAlerts(const std::vector<monitor::AlertRul
   return fired;
 }
 
+std::int64_t WallClockUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Filter mode output: records rendered (or passed through with --json) into a buffer written
+// in large pieces.
+class RecordPrinter {
+ public:
+  RecordPrinter(bool json, bool color) : json_(json), color_(color) {}
+  ~RecordPrinter() { Flush(); }
+  void operator()(std::string_view line) {
+    if (json_) {
+      buf_.append(line);
+      buf_ += '\n';
+    } else {
+      monitor::RenderRecord(buf_, line, color_);
+    }
+    ++count_;
+    if (buf_.size() >= (64 << 10)) Flush();
+  }
+  void Flush() {
+    if (buf_.empty()) return;
+    std::fwrite(buf_.data(), 1, buf_.size(), stdout);
+    std::fflush(stdout);
+    buf_.clear();
+  }
+  std::uint64_t count() const { return count_; }
+
+ private:
+  bool json_, color_;
+  std::string buf_;
+  std::uint64_t count_ = 0;
+};
+
 // --follow: a snapshot every interval (the whole table again, or one JSON object per line) and
 // a last one when SIGINT, SIGTERM or SIGHUP arrives (exit 0). On a terminal the table is
-// redrawn in place.
-int Follow(const Options& o, const monitor::ScanOptions& so,
-           const std::vector<monitor::AlertRule>& rules) {
+// redrawn in place, and at once when the terminal is resized. With --records, matching records
+// are printed as they arrive instead.
+int Follow(const Options& o, Setup& setup) {
   if (o.files.size() != 1 || o.files[0] == "-") {
     return ReportError(Error{Code::kUsage, "--follow takes exactly one log file",
                              {"e.g. dlsys monitor serve.log --follow (standard input is "
@@ -383,16 +719,26 @@ int Follow(const Options& o, const monitor::ScanOptions& so,
                              {"e.g. --interval 2s or --interval 500ms"}},
                        o.json);
   }
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  std::optional<RecordPrinter> printer;
+  if (o.records) {
+    printer.emplace(o.json, tty && !TermIsDumb());
+    setup.scan.on_record = [&printer](std::string_view line) { (*printer)(line); };
+  }
   // The stop signals are taken synchronously, so the last snapshot is always printed whole.
   sigset_t stop = BlockStopSignals();
-  auto follower = monitor::Follower::Open(o.files[0], so);
+  sigset_t wait_set = stop;
+  sigaddset(&wait_set, SIGWINCH);
+  pthread_sigmask(SIG_BLOCK, &wait_set, nullptr);
+  auto follower = monitor::Follower::Open(o.files[0], setup.scan);
   if (!follower) return ReportError(follower.error(), o.json);
-  const bool redraw = !o.json && ::isatty(STDOUT_FILENO) && !TermIsDumb();
+  const bool redraw = !o.json && tty && !TermIsDumb();
   const auto started = std::chrono::steady_clock::now();
   auto next = started;
   for (;;) {
     auto polled = (*follower)->Poll();
     if (!polled) return ReportError(polled.error(), o.json);
+    if (printer) printer->Flush();
     const auto now = std::chrono::steady_clock::now();
     // Idle: wait for a signal up to 50 ms (or until the next snapshot); busy: only look.
     long wait_ns = 0;
@@ -401,47 +747,55 @@ int Follow(const Options& o, const monitor::ScanOptions& so,
           50'000'000, std::chrono::duration_cast<std::chrono::nanoseconds>(next - now).count());
     }
     const timespec wait{0, wait_ns};
-    const bool last = sigtimedwait(&stop, nullptr, &wait) > 0;
-    if (last || std::chrono::steady_clock::now() >= next) {
+    const int sig = sigtimedwait(&wait_set, nullptr, &wait);
+    const bool last = sig > 0 && sig != SIGWINCH;
+    if (printer) {
+      if (last) return kExitOk;
+      continue;
+    }
+    if (last || sig == SIGWINCH || std::chrono::steady_clock::now() >= next) {
       const auto summary = (*follower)->Summary();
-      const double seconds = std::chrono::duration<double>(now - started).count();
-      const auto fired = CheckAlerts(rules, summary);
+      Snapshot snap{summary};
+      snap.seconds = std::chrono::duration<double>(now - started).count();
+      snap.now_us = WallClockUs();
+      snap.fired = CheckAlerts(setup, summary, snap.now_us);
+      snap.comparison = Compare(setup, summary);
+      snap.follower = follower->get();
       std::string out;
       if (o.json) {
-        out = RenderJson(o, so, summary, seconds, fired, Compare(o, so, summary), false,
-                         follower->get());
+        out = RenderJson(o, setup, snap, false);
       } else {
-        const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-        out = "== " + monitor::FormatRfc3339Us(wall).substr(0, 19) + "Z  " +
+        out = "== " + monitor::FormatRfc3339Us(snap.now_us).substr(0, 19) + "Z  " +
               core::TerminalSafe(o.files[0]) + "  (rotated " +
               std::to_string((*follower)->rotations()) + "x, truncated " +
               std::to_string((*follower)->truncations()) + "x)\n" +
-              RenderText(o, so, summary, seconds) +
-              RenderComparisonText(Compare(o, so, summary)) + RenderAlertsText(fired);
+              RenderAllText(o, setup, snap);
       }
-      if (redraw) out = InPlace(out);
+      if (redraw) {
+        const auto [cols, rows] = TerminalSize();
+        out = InPlace(FitToTerminal(out, cols, rows));
+      }
       if (!o.json && !redraw) out += "\n";
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
-      next += std::chrono::microseconds(*interval_us);
-      if (next < now) next = now + std::chrono::microseconds(*interval_us);
+      if (sig != SIGWINCH) {
+        next += std::chrono::microseconds(*interval_us);
+        if (next < now) next = now + std::chrono::microseconds(*interval_us);
+      }
     }
     if (last) return kExitOk;
   }
 }
 
 int Run(Options o) {
-  auto so = ScanOptionsFrom(o);
-  if (!so) return ReportError(so.error(), o.json);
-  std::vector<monitor::AlertRule> rules;
-  for (const auto& text : o.alerts) {
-    auto rule = monitor::ParseAlertRule(text);
-    if (!rule) return ReportError(rule.error(), o.json);
-    rules.push_back(std::move(*rule));
+  auto setup = SetupFrom(o);
+  if (!setup) return ReportError(setup.error(), o.json);
+  if (o.records && (!o.alerts.empty() || !o.compare.empty())) {
+    return ReportError(Error{Code::kUsage, "--records prints records; it takes no --alert or --compare",
+                             {"summarize (without --records) to check rules or compare arms"}},
+                       o.json);
   }
-  if (o.follow) return Follow(o, *so, rules);
+  if (o.follow) return Follow(o, *setup);
   if (o.files.empty()) {
     if (::isatty(STDIN_FILENO)) {
       return ReportError(Error{Code::kUsage, "no log to read: standard input is a terminal",
@@ -451,8 +805,13 @@ int Run(Options o) {
     }
     o.files.push_back("-");
   }
+  std::optional<RecordPrinter> printer;
+  if (o.records) {
+    printer.emplace(o.json, ::isatty(STDOUT_FILENO) && !TermIsDumb());
+    setup->scan.on_record = [&printer](std::string_view line) { (*printer)(line); };
+  }
   const auto started = std::chrono::steady_clock::now();
-  auto summary = monitor::Scan(o.files, *so);
+  auto summary = monitor::Scan(o.files, setup->scan);
   if (!summary) return ReportError(summary.error(), o.json);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -462,13 +821,22 @@ int Run(Options o) {
       .Int("bytes", static_cast<std::int64_t>(summary->bytes))
       .Num("duration_ms", seconds * 1e3)
       .Emit();
-  const auto fired = CheckAlerts(rules, *summary);
-  const auto comparison = Compare(o, *so, *summary);
-  const std::string out = o.json ? RenderJson(o, *so, *summary, seconds, fired, comparison)
-                                 : RenderText(o, *so, *summary, seconds) +
-                                       RenderComparisonText(comparison) + RenderAlertsText(fired);
+  if (printer) {
+    printer->Flush();
+    if (summary->bad_lines > 0) {
+      std::fprintf(stderr, "dlsys monitor: %llu bad lines skipped\n",
+                   static_cast<unsigned long long>(summary->bad_lines));
+    }
+    return kExitOk;
+  }
+  Snapshot snap{*summary};
+  snap.seconds = seconds;
+  snap.now_us = summary->last_us;
+  snap.fired = CheckAlerts(*setup, *summary, snap.now_us);
+  snap.comparison = Compare(*setup, *summary);
+  const std::string out = o.json ? RenderJson(o, *setup, snap, true) : RenderAllText(o, *setup, snap);
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return fired.empty() ? kExitOk : kExitAlert;
+  return snap.fired.empty() ? kExitOk : kExitAlert;
 }
 
 }  // namespace monitor_cmd
@@ -485,18 +853,31 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
                 "follow one log file like tail -F (rotation, truncation) and print a summary "
                 "every --interval; stop with Ctrl-C");
   sub->add_option("--interval", o->interval, "time between --follow summaries (default 2s)");
+  sub->add_option("--window", o->window,
+                  "sliding window for rates, errors and quantiles (default 1m); shown when "
+                  "following, or with --once when given (then alert rules look at it too)");
   sub->add_option("--by", o->by,
                   "group by these fields, comma-separated (default model,model_version)");
   sub->add_option("--where", o->where, "only records whose FIELD equals VALUE (repeatable)")
       ->type_name("FIELD=VALUE");
   sub->add_option("--level", o->level, "only records at this level or above (e.g. warn)");
+  sub->add_option("--field", o->fields,
+                  "read a field from elsewhere in a foreign log (repeatable): NAME=PATH[*FACTOR], "
+                  "PATH a key or a JSON Pointer; e.g. latency_ms=request_time*1000")
+      ->type_name("NAME=PATH");
+  sub->add_flag("--records", o->records,
+                "filter mode: print the matching records (readable, coloured on a terminal; "
+                "unchanged with --json) instead of a summary");
+  sub->add_flag("--ascii", o->ascii,
+                "draw trends with ASCII characters (the default when the locale is not UTF-8)");
   sub->add_option("--compare", o->compare,
                   "compare a canary with stable: 5xx rate (z-test) and latency (KS test), with a "
                   "verdict and the sample size still needed")
       ->type_name("FIELD=STABLE,CANARY");
   sub->add_option("--alert", o->alerts,
-                  "a rule such as 'p99_ms > 50' or 'error_rate >= 0.01', checked per group "
-                  "(repeatable); a summary where one fires exits 7")
+                  "a rule such as 'p99_ms > 50 for 5m', 'error_rate >= 0.01' or "
+                  "'psi(prediction) > 0.25', checked per group (repeatable); a summary where one "
+                  "fires exits 7")
       ->type_name("RULE");
   sub->add_option("--since", o->since, "only records stamped within this duration (e.g. 15m)");
   sub->add_flag("--json", o->json,
@@ -506,14 +887,17 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
       "one per request: docs/logging.md); other records are counted, not summarized. Lines that\n"
       "are not one JSON object, are over 1 MiB, are not UTF-8 or give a known field the wrong\n"
       "type are counted as bad lines, never fatal. Plain files are read by every core.\n"
-      "Latency quantiles come from a fixed-memory sketch accurate to 1% (docs/monitoring.md).\n\n"
+      "Latency quantiles come from a fixed-memory sketch accurate to 1% (docs/monitoring.md).\n"
+      "Colour follows the terminal; NO_COLOR or TERM=dumb turn it off.\n\n"
       "Examples:\n"
       "  dlsys monitor serve.log\n"
       "  dlsys monitor serve.log.1.gz serve.log --by model_version --where model=mlp16\n"
       "  dlsys monitor serve.log --since 15m --json | jq '.groups[0].latency_ms.p99'\n"
-      "  dlsys monitor serve.log --follow --interval 5s\n"
-      "  dlsys monitor serve.log --since 10m --alert 'p99_ms > 50' --alert 'error_rate > 0.01' "
-      "|| page-someone");
+      "  dlsys monitor serve.log --follow --interval 5s --window 5m\n"
+      "  dlsys monitor serve.log --records --level warn\n"
+      "  dlsys monitor access.log --field latency_ms=request_time*1000 --by uri\n"
+      "  dlsys monitor serve.log --window 10m --alert 'p99_ms > 50 for 5m' --alert "
+      "'error_rate > 0.01' || page-someone");
   sub->callback([o, &run] { run = [o] { return monitor_cmd::Run(*o); }; });
 }
 

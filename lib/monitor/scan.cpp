@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -18,6 +19,7 @@
 #include <unordered_map>
 
 #include "core/file.h"
+#include "core/text.h"
 #include "core/parallel.h"
 
 namespace dlsys::monitor {
@@ -71,11 +73,15 @@ enum Role : unsigned {
   kLatency = 8,
   kBatch = 16,
   kText = 32,  // its value as text, for a group key or a filter
+  kInput = 64,        // sampled inputs (drift)
+  kPrediction = 128,  // sampled predictions (drift)
 };
 
 struct Slot {
-  std::string name;
+  std::string name;  // a top-level key, or a JSON Pointer ('/' first)
   unsigned roles = 0;
+  bool mapped = false;  // by --field: numbers may be strings, `factor` scales them
+  double factor = 1;
 };
 
 // The fields of interest, found once per scan.
@@ -83,6 +89,8 @@ struct Plan {
   std::vector<Slot> slots;
   std::vector<int> by_slot;                          // per ScanOptions::by
   std::vector<std::pair<int, std::string>> where;    // slot, wanted text
+  std::vector<int> pointer_slots;                    // read with at_pointer after the keys
+  const std::vector<FieldMap>& fields;
   int SlotOf(const std::string& name) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       if (slots[i].name == name) return static_cast<int>(i);
@@ -90,32 +98,125 @@ struct Plan {
     slots.push_back({name, 0});
     return static_cast<int>(slots.size() - 1);
   }
+  // The slot that the field monitor knows as `name` is read from (its --field mapping, if any).
+  int Role(const std::string& name, unsigned role) {
+    const FieldMap* map = nullptr;
+    for (const auto& f : fields) {
+      if (f.name == name) map = &f;
+    }
+    const int s = SlotOf(map ? map->path : name);
+    Slot& slot = slots[static_cast<std::size_t>(s)];
+    slot.roles |= role;
+    if (map) {
+      slot.mapped = true;
+      slot.factor = map->factor;
+    }
+    return s;
+  }
   // Slots by name length, so most keys of a record are rejected by their length alone.
   static constexpr std::size_t kIndexedLength = 128;
   std::vector<std::vector<int>> by_length;
-  explicit Plan(const ScanOptions& o) : by_length(kIndexedLength) {
-    slots[static_cast<std::size_t>(SlotOf("@timestamp"))].roles |= kTimestamp;
-    slots[static_cast<std::size_t>(SlotOf("log.level"))].roles |= kLevel;
-    slots[static_cast<std::size_t>(SlotOf("status"))].roles |= kStatus;
-    slots[static_cast<std::size_t>(SlotOf("latency_ms"))].roles |= kLatency;
-    slots[static_cast<std::size_t>(SlotOf("batch_size"))].roles |= kBatch;
-    for (const auto& f : o.by) {
-      const int s = SlotOf(f);
-      slots[static_cast<std::size_t>(s)].roles |= kText;
-      by_slot.push_back(s);
+  explicit Plan(const ScanOptions& o) : fields(o.fields), by_length(kIndexedLength) {
+    Role("@timestamp", kTimestamp);
+    Role("log.level", kLevel);
+    Role("status", kStatus);
+    Role("latency_ms", kLatency);
+    Role("batch_size", kBatch);
+    if (o.drift_sink) {
+      Role("input", kInput);
+      Role("prediction", kPrediction);
     }
-    for (const auto& [f, v] : o.where) {
-      const int s = SlotOf(f);
-      slots[static_cast<std::size_t>(s)].roles |= kText;
-      where.emplace_back(s, v);
-    }
+    for (const auto& f : o.by) by_slot.push_back(Role(f, kText));
+    for (const auto& [f, v] : o.where) where.emplace_back(Role(f, kText), v);
     for (std::size_t i = 0; i < slots.size(); ++i) {
+      const std::string& name = slots[i].name;
+      if (!name.empty() && name.front() == '/') {
+        pointer_slots.push_back(static_cast<int>(i));
+        continue;
+      }
       // A field name of 128 bytes or more is never found (none of ours is that long).
-      const std::size_t len = slots[i].name.size();
-      if (len > 0 && len < kIndexedLength) by_length[len].push_back(static_cast<int>(i));
+      if (!name.empty() && name.size() < kIndexedLength) {
+        by_length[name.size()].push_back(static_cast<int>(i));
+      }
     }
   }
 };
+
+// ---- drift features ---------------------------------------------------------------------
+
+constexpr std::size_t kMaxDriftEntries = 64;  // tensors or values per input/prediction object
+constexpr std::size_t kMaxDriftValues = 64;   // values per head
+
+bool NumberOf(simdjson::dom::element v, double& out) {
+  using simdjson::dom::element_type;
+  switch (v.type()) {
+    case element_type::INT64: out = static_cast<double>(v.get_int64().value_unsafe()); return true;
+    case element_type::UINT64: out = static_cast<double>(v.get_uint64().value_unsafe()); return true;
+    case element_type::DOUBLE: out = v.get_double().value_unsafe(); return true;
+    default: return false;
+  }
+}
+
+// One value of a sampled object: a tensor summary (an object with a `head` array) or a plain
+// number or string. `name` is the feature's name; argmax: also the index of the largest value.
+void AddFeature(DriftSink& sink, std::string& name, simdjson::dom::element v, bool argmax) {
+  double d = 0;
+  if (NumberOf(v, d)) {
+    if (std::isfinite(d)) sink.AddNumber(name, d);
+    return;
+  }
+  std::string_view text;
+  if (!v.get_string().get(text)) {
+    sink.AddCategory(name, text);
+    return;
+  }
+  simdjson::dom::array head;
+  if (v["head"].get_array().get(head)) return;
+  std::size_t n = 0, best = 0;
+  double best_value = -INFINITY;
+  bool all_finite = true;
+  for (const auto e : head) {
+    if (n == kMaxDriftValues) break;
+    if (!NumberOf(e, d) || !std::isfinite(d)) {
+      all_finite = false;
+    } else {
+      sink.AddNumber(name, d);
+      if (d > best_value) {
+        best_value = d;
+        best = n;
+      }
+    }
+    ++n;
+  }
+  std::uint64_t count = 0;
+  if (argmax && all_finite && n > 0 && !v["count"].get_uint64().get(count) && count == n) {
+    const std::size_t size = name.size();
+    name += ".argmax";
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, best);
+    sink.AddCategory(name, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
+    name.resize(size);
+  }
+}
+
+// `input` or `prediction` of one request.
+void AddFeatures(DriftSink& sink, std::string& name, std::string_view prefix,
+                 simdjson::dom::element v) {
+  name.assign(prefix);
+  simdjson::dom::object obj;
+  if (v.get_object().get(obj)) {
+    AddFeature(sink, name, v, false);
+    return;
+  }
+  std::size_t n = 0;
+  for (const auto field : obj) {
+    if (n++ == kMaxDriftEntries) break;
+    name.assign(prefix);
+    name += '.';
+    name.append(field.key);
+    AddFeature(sink, name, field.value, prefix == "prediction");
+  }
+}
 
 int LevelNumber(std::string_view s) {
   static constexpr std::string_view kNames[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
@@ -134,7 +235,12 @@ struct StringHash {
 class Counter {
  public:
   Counter(const ScanOptions& options, const Plan& plan)
-      : options_(options), plan_(plan), text_(plan.slots.size()), seen_(plan.slots.size()) {}
+      : options_(options),
+        plan_(plan),
+        drift_(options.drift_sink ? options.drift_sink() : nullptr),
+        tick_us_(options.window_us / kTicksPerWindow),
+        text_(plan.slots.size()),
+        seen_(plan.slots.size()) {}
 
   // A line without its newline; [p, p + capacity) is readable (capacity >= n + padding).
   void Line(const char* p, std::size_t n, std::size_t capacity) {
@@ -145,6 +251,7 @@ class Counter {
       ++totals_.bad_lines;
       return;
     }
+    line_ = std::string_view(p, n);
     Count();
   }
 
@@ -159,6 +266,10 @@ class Counter {
                                                           std::equal_to<>>& groups) const {
     AddTotalsTo(into);
     for (const auto& [k, g] : groups_) groups.emplace(k, g);
+    if (drift_) {
+      into.drift = options_.drift_sink();
+      into.drift->MergeFrom(*drift_);
+    }
   }
 
   // Moves this thread's totals and groups into `into`.
@@ -170,7 +281,14 @@ class Counter {
       if (it == groups.end()) {
         groups.emplace(k, std::move(g));
       } else {
-        it->second.Merge(g);
+        it->second.Merge(g, options_.history_ticks);
+      }
+    }
+    if (drift_) {
+      if (into.drift) {
+        into.drift->MergeFrom(*drift_);
+      } else {
+        into.drift = std::move(drift_);
       }
     }
   }
@@ -184,6 +302,7 @@ class Counter {
     into.filtered_out += totals_.filtered_out;
     into.bad_lines += totals_.bad_lines;
     into.groups_capped = into.groups_capped || capped_;
+    into.last_us = std::max(into.last_us, totals_.last_us);
   }
 
   // Reads the fields of interest; false = a bad line. The DOM parser validates the whole
@@ -192,6 +311,7 @@ class Counter {
     (void)capacity;  // >= n + SIMDJSON_PADDING: parse() reads the padding, never past it
     std::fill(seen_.begin(), seen_.end(), false);
     has_ts_ = has_level_ = has_status_ = has_latency_ = has_batch_ = false;
+    has_input_ = has_prediction_ = false;
     simdjson::dom::element doc;
     if (parser_.parse(p, n, false).get(doc)) return false;
     simdjson::dom::object obj;
@@ -199,6 +319,13 @@ class Counter {
     for (const auto field : obj) {
       const int slot = SlotOf(field.key);
       if (slot >= 0 && !Read(static_cast<std::size_t>(slot), field.value)) return false;
+    }
+    for (const int slot : plan_.pointer_slots) {
+      const std::string& pointer = plan_.slots[static_cast<std::size_t>(slot)].name;
+      simdjson::dom::element v;
+      if (!doc.at_pointer(pointer).get(v) && !Read(static_cast<std::size_t>(slot), v)) {
+        return false;
+      }
     }
     return true;
   }
@@ -216,13 +343,27 @@ class Counter {
 
   bool Read(std::size_t slot, simdjson::dom::element v) {
     using simdjson::dom::element_type;
-    const unsigned roles = plan_.slots[slot].roles;
+    const Slot& info = plan_.slots[slot];
+    unsigned roles = info.roles;
+    if (roles & kInput) {
+      input_ = v;
+      has_input_ = true;
+    }
+    if (roles & kPrediction) {
+      prediction_ = v;
+      has_prediction_ = true;
+    }
+    roles &= ~(kInput | kPrediction);
+    if (roles == 0) return true;
     const element_type type = v.type();
     std::string& text = text_[slot];
     switch (type) {
       case element_type::STRING: {
-        if (roles & (kStatus | kLatency | kBatch)) return false;  // a number expected
         const std::string_view sv = v.get_string().value_unsafe();
+        if (roles & (kStatus | kLatency | kBatch)) {
+          if (!info.mapped) return false;  // a number expected
+          ReadMappedNumber(sv, roles, info.factor);
+        }
         if (roles & kTimestamp) ReadTimestamp(sv);
         if (roles & kLevel) {
           level_ = LevelNumber(sv);
@@ -246,11 +387,11 @@ class Counter {
           has_status_ = true;
         }
         if (roles & kLatency) {
-          latency_ = d;
+          latency_ = d * info.factor;
           has_latency_ = true;
         }
         if (roles & kBatch) {
-          batch_ = d;
+          batch_ = d * info.factor;
           has_batch_ = true;
         }
         if (roles & kText) {
@@ -277,6 +418,26 @@ class Counter {
     }
     if (roles & kText) seen_[slot] = true;
     return true;
+  }
+
+  // A --field-mapped number given as a string ("503", "0.004"); anything else (nginx's "-") is
+  // as if the field were missing.
+  void ReadMappedNumber(std::string_view sv, unsigned roles, double factor) {
+    double d = 0;
+    const auto [ptr, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), d);
+    if (ec != std::errc() || ptr != sv.data() + sv.size() || !std::isfinite(d)) return;
+    if ((roles & kStatus) && d == std::floor(d) && d >= 0 && d < 1000) {
+      status_ = static_cast<std::int64_t>(d);
+      has_status_ = true;
+    }
+    if (roles & kLatency) {
+      latency_ = d * factor;
+      has_latency_ = true;
+    }
+    if (roles & kBatch) {
+      batch_ = d * factor;
+      has_batch_ = true;
+    }
   }
 
   // Consecutive records share their date and time to the second: parse those 19 characters
@@ -327,11 +488,16 @@ class Counter {
         return;
       }
     }
+    if (options_.on_record) options_.on_record(line_);
     if (!has_status_ && !has_latency_) {
       ++totals_.events;
       return;
     }
     ++totals_.requests;
+    if (drift_) {
+      if (has_input_) AddFeatures(*drift_, feature_, "input", input_);
+      if (has_prediction_) AddFeatures(*drift_, feature_, "prediction", prediction_);
+    }
     key_.clear();
     for (std::size_t i = 0; i < plan_.by_slot.size(); ++i) {
       if (i > 0) key_.push_back('\x1f');
@@ -350,7 +516,46 @@ class Counter {
     if (has_ts_) {
       if (g.first_us == 0 || ts_us_ < g.first_us) g.first_us = ts_us_;
       if (g.last_us == 0 || ts_us_ > g.last_us) g.last_us = ts_us_;
+      totals_.last_us = std::max(totals_.last_us, ts_us_);
+      if (tick_us_ > 0 && g.keeps_ticks) {
+        if (TickStats* t = TickFor(g.ticks, TickOf(ts_us_, options_.window_us))) {
+          ++t->requests;
+          if (has_status_ && status_ >= 400 && status_ < 500) ++t->status_4xx;
+          if (has_status_ && status_ >= 500 && status_ < 600) ++t->status_5xx;
+          if (has_latency_) t->latency_ms.Add(latency_);
+          if (has_batch_) {
+            t->batch_size_sum += batch_;
+            ++t->batch_size_count;
+          }
+        }
+      }
     }
+  }
+
+  // The tick `index` of a group, added if missing; nullptr if it is older than every tick
+  // kept while history_ticks are kept. Records come mostly in time order: the newest tick
+  // is looked at first.
+  TickStats* TickFor(std::vector<TickStats>& ticks, std::int64_t index) const {
+    const std::size_t keep = std::max<std::size_t>(1, options_.history_ticks);
+    if (ticks.empty() || ticks.back().index < index) {
+      ticks.emplace_back().index = index;
+      if (ticks.size() > keep) ticks.erase(ticks.begin());
+      return &ticks.back();
+    }
+    if (ticks.back().index == index) return &ticks.back();
+    auto it = std::lower_bound(ticks.begin(), ticks.end(), index,
+                               [](const TickStats& t, std::int64_t i) { return t.index < i; });
+    if (it != ticks.end() && it->index == index) return &*it;
+    if (it == ticks.begin() && ticks.size() >= keep) return nullptr;
+    it = ticks.insert(it, TickStats{});
+    it->index = index;
+    if (ticks.size() > keep) {
+      ticks.erase(ticks.begin());  // never `it`: it is not the oldest
+      return &*std::lower_bound(
+          ticks.begin(), ticks.end(), index,
+          [](const TickStats& t, std::int64_t i) { return t.index < i; });
+    }
+    return &*it;
   }
 
   GroupStats& Group() {
@@ -360,11 +565,16 @@ class Counter {
       auto [it, added] = groups_.try_emplace(kOtherGroup);
       return it->second;
     }
-    return groups_.try_emplace(key_).first->second;
+    GroupStats& g = groups_.try_emplace(key_).first->second;
+    g.keeps_ticks = groups_.size() <= kMaxWindowGroups;
+    return g;
   }
 
   const ScanOptions& options_;
   const Plan& plan_;
+  std::unique_ptr<DriftSink> drift_;
+  std::int64_t tick_us_;
+  std::string feature_;       // a drift feature's name being built
   simdjson::dom::parser parser_;
   ScanSummary totals_;  // counters only
   std::unordered_map<std::string, GroupStats, StringHash, std::equal_to<>> groups_;
@@ -374,7 +584,9 @@ class Counter {
   std::vector<std::string> text_;  // per slot with kText: the value as text
   std::vector<bool> seen_;
   bool has_ts_ = false, has_level_ = false, has_status_ = false, has_latency_ = false,
-       has_batch_ = false;
+       has_batch_ = false, has_input_ = false, has_prediction_ = false;
+  simdjson::dom::element input_, prediction_;
+  std::string_view line_;
   std::int64_t ts_us_ = 0;
   char ts_prefix_[19] = {};  // "YYYY-MM-DDTHH:MM:SS" of the last UTC stamp parsed in full
   std::size_t ts_prefix_len_ = 0;
@@ -624,7 +836,60 @@ void Finish(const ScanOptions& options,
 
 }  // namespace
 
-void GroupStats::Merge(const GroupStats& other) {
+std::int64_t TickOf(std::int64_t t_us, std::int64_t window_us) {
+  const std::int64_t tick = std::max<std::int64_t>(1, window_us / kTicksPerWindow);
+  return t_us >= 0 ? t_us / tick : -((-t_us + tick - 1) / tick);
+}
+
+GroupStats WindowOf(const GroupStats& g, std::int64_t now_us, std::int64_t window_us) {
+  const std::int64_t tick = std::max<std::int64_t>(1, window_us / kTicksPerWindow);
+  const std::int64_t end = TickOf(now_us, window_us);
+  const std::int64_t begin = end - kTicksPerWindow + 1;
+  GroupStats w;
+  w.key = g.key;
+  w.is_window = true;
+  w.first_us = begin * tick;
+  w.last_us = std::max(now_us, w.first_us);
+  for (const TickStats& t : g.ticks) {
+    if (t.index < begin || t.index > end) continue;
+    w.requests += t.requests;
+    w.status_4xx += t.status_4xx;
+    w.status_5xx += t.status_5xx;
+    w.latency_ms.Merge(t.latency_ms);
+    w.batch_size_sum += t.batch_size_sum;
+    w.batch_size_count += t.batch_size_count;
+  }
+  return w;
+}
+
+void GroupStats::Merge(const GroupStats& other, std::size_t max_ticks) {
+  keeps_ticks = keeps_ticks || other.keeps_ticks;
+  if (!other.ticks.empty()) {
+    std::vector<TickStats> out;
+    out.reserve(ticks.size() + other.ticks.size());
+    std::size_t i = 0, j = 0;
+    while (i < ticks.size() || j < other.ticks.size()) {
+      if (j == other.ticks.size() || (i < ticks.size() && ticks[i].index < other.ticks[j].index)) {
+        out.push_back(std::move(ticks[i++]));
+      } else if (i == ticks.size() || other.ticks[j].index < ticks[i].index) {
+        out.push_back(other.ticks[j++]);
+      } else {
+        TickStats t = std::move(ticks[i++]);
+        const TickStats& o = other.ticks[j++];
+        t.requests += o.requests;
+        t.status_4xx += o.status_4xx;
+        t.status_5xx += o.status_5xx;
+        t.latency_ms.Merge(o.latency_ms);
+        t.batch_size_sum += o.batch_size_sum;
+        t.batch_size_count += o.batch_size_count;
+        out.push_back(std::move(t));
+      }
+    }
+    if (out.size() > max_ticks) {
+      out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(out.size() - max_ticks));
+    }
+    ticks = std::move(out);
+  }
   requests += other.requests;
   status_4xx += other.status_4xx;
   status_5xx += other.status_5xx;
@@ -638,6 +903,11 @@ void GroupStats::Merge(const GroupStats& other) {
 }
 
 double GroupStats::RatePerSecond() const {
+  if (is_window) {
+    return last_us > first_us
+               ? static_cast<double>(requests) * 1e6 / static_cast<double>(last_us - first_us)
+               : 0;
+  }
   if (requests < 2 || last_us <= first_us) return 0;
   return static_cast<double>(requests - 1) * 1e6 / static_cast<double>(last_us - first_us);
 }
@@ -740,9 +1010,43 @@ std::optional<std::int64_t> ParseDurationUs(std::string_view s) {
   return total;
 }
 
+Result<FieldMap> ParseFieldMap(std::string_view text) {
+  const auto usage = [&](const std::string& what) {
+    return Fail(Code::kUsage, "--field '" + core::TerminalSafe(text) + "': " + what,
+                {"give NAME=PATH[*FACTOR]: the field monitor knows (status, latency_ms, "
+                 "@timestamp, log.level, batch_size, or one named by --by/--where) and where "
+                 "the log has it, e.g. --field latency_ms=request_time*1000 --field "
+                 "model=/labels/app"});
+  };
+  const std::size_t eq = text.find('=');
+  if (eq == std::string_view::npos || eq == 0) return usage("expected NAME=PATH");
+  FieldMap map;
+  map.name = std::string(text.substr(0, eq));
+  std::string_view path = text.substr(eq + 1);
+  if (const std::size_t star = path.rfind('*'); star != std::string_view::npos) {
+    const std::string_view f = path.substr(star + 1);
+    const auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), map.factor);
+    if (ec != std::errc() || ptr != f.data() + f.size() || !std::isfinite(map.factor) ||
+        map.factor == 0) {
+      return usage("the factor after '*' must be a non-zero number");
+    }
+    if (map.name == "status" || map.name == "@timestamp" || map.name == "log.level") {
+      return usage("only numbers such as latency_ms and batch_size can be scaled");
+    }
+    path = path.substr(0, star);
+  }
+  if (path.empty()) return usage("the PATH is empty");
+  if (path.front() == '/' && path.size() == 1) return usage("the JSON Pointer '/' names nothing");
+  map.path = std::string(path);
+  return map;
+}
+
 Result<ScanSummary> Scan(const std::vector<std::string>& paths, const ScanOptions& options) {
   const Plan plan(options);
-  const unsigned threads = std::max(1u, options.threads ? options.threads : core::WorkerCount());
+  // Filter mode prints records in file order: one thread.
+  const unsigned threads =
+      options.on_record ? 1u
+                        : std::max(1u, options.threads ? options.threads : core::WorkerCount());
   ScanSummary summary;
   summary.threads = 1;
   std::unordered_map<std::string, GroupStats, StringHash, std::equal_to<>> groups;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,9 +24,32 @@
 #include <vector>
 
 #include "core/error.h"
+#include "monitor/drift_sink.h"
 #include "monitor/sketch.h"
 
 namespace dlsys::monitor {
+
+// Sliding windows are made of ticks: kTicksPerWindow per window, aligned to multiples of
+// window / kTicksPerWindow since the Unix epoch.
+inline constexpr int kTicksPerWindow = 10;
+// Groups beyond this many (per scan thread, in order of first appearance) keep no ticks: their
+// window and series are empty, their totals complete.
+inline constexpr std::size_t kMaxWindowGroups = 100;
+inline constexpr std::size_t kMaxHistoryTicks = 600;
+
+// --field NAME=PATH[*FACTOR]: the field monitor knows as NAME (status, latency_ms, @timestamp,
+// log.level, batch_size or a --by/--where field) is read from PATH in a foreign log: a top-level
+// key, or a JSON Pointer (RFC 6901) when it starts with '/'. A mapped number may also be given
+// as a string holding one ("503", "0.004": nginx's escape=json quotes every value); a string
+// that is not a number (nginx's "-") counts as missing. FACTOR scales a number (request_time
+// in seconds * 1000 = latency_ms).
+struct FieldMap {
+  std::string name;
+  std::string path;
+  double factor = 1;
+};
+// Parses NAME=PATH[*FACTOR]; kUsage naming the problem.
+[[nodiscard]] Result<FieldMap> ParseFieldMap(std::string_view text);
 
 struct ScanOptions {
   std::vector<std::string> by = {"model", "model_version"};  // group key fields
@@ -42,6 +66,29 @@ struct ScanOptions {
   std::size_t max_groups = 1000;
   // A plain file is split into ranges of at least this size, one per thread (tests lower it).
   std::uint64_t min_range_bytes = 8 << 20;
+  std::vector<FieldMap> fields;  // --field mappings
+  // Window length (µs) whose ticks each group keeps (GroupStats::ticks); 0 = none.
+  std::int64_t window_us = 60'000'000;
+  // Ticks kept per group (the newest ones): the sparklines' and `for DURATION` rules' history.
+  std::size_t history_ticks = 3 * kTicksPerWindow;
+  // Drift: the `input` and `prediction` of every request that passes the filters go to a sink
+  // made per scan thread by this factory, then merged (nullptr = not collected).
+  std::function<std::unique_ptr<DriftSink>()> drift_sink;
+  // Filter mode: every line that passes the filters (requests and other records) is handed
+  // over as read, in file order; the scan then uses one thread.
+  std::function<void(std::string_view line)> on_record;
+};
+
+// One tick of a group: what was counted from the records stamped in
+// [index * tick, (index + 1) * tick), tick = window / kTicksPerWindow.
+struct TickStats {
+  std::int64_t index = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t status_4xx = 0;
+  std::uint64_t status_5xx = 0;
+  QuantileSketch latency_ms;
+  double batch_size_sum = 0;
+  std::uint64_t batch_size_count = 0;
 };
 
 struct GroupStats {
@@ -54,11 +101,26 @@ struct GroupStats {
   std::uint64_t batch_size_count = 0;
   std::int64_t first_us = 0;  // earliest and latest @timestamp (0 = none seen)
   std::int64_t last_us = 0;
+  // The newest ScanOptions::history_ticks ticks with requests, by ascending index (records
+  // stamped before the oldest one kept are in the totals only).
+  std::vector<TickStats> ticks;
+  // A window's stats (WindowOf): first_us..last_us is the window, the rate is over all of it.
+  bool is_window = false;
+  bool keeps_ticks = false;  // set by the scan: one of the first kMaxWindowGroups groups
 
-  void Merge(const GroupStats& other);
-  // Requests per second over [first, last] (0 when fewer than two stamped requests).
+  // Adds the other's counts; of the ticks, the newest max_ticks are kept.
+  void Merge(const GroupStats& other, std::size_t max_ticks = kMaxHistoryTicks);
+  // Requests per second: over [first, last] (0 when fewer than two stamped requests), or over
+  // the whole window.
   double RatePerSecond() const;
 };
+
+// Index of the tick holding time t (µs since the epoch).
+std::int64_t TickOf(std::int64_t t_us, std::int64_t window_us);
+// The group's stats over the window that ends at now_us: its ticks
+// [TickOf(now) - kTicksPerWindow + 1, TickOf(now)], i.e. the last window_us to a resolution
+// of one tick; first_us/last_us are that span's start and now_us.
+GroupStats WindowOf(const GroupStats& g, std::int64_t now_us, std::int64_t window_us);
 
 struct ScanSummary {
   std::uint64_t bytes = 0;
@@ -70,6 +132,8 @@ struct ScanSummary {
   bool groups_capped = false;      // more than max_groups keys: the rest are in "(other)"
   std::vector<GroupStats> groups;  // by descending requests, then key
   unsigned threads = 1;
+  std::int64_t last_us = 0;  // the newest @timestamp of a counted request (0 = none)
+  std::unique_ptr<DriftSink> drift;  // everything sampled (when ScanOptions::drift_sink)
 };
 
 // Parses "2026-12-01T18:43:23.133Z" (RFC 3339: any fraction digits, 'Z' or ±HH:MM) into µs

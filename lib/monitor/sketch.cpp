@@ -27,8 +27,24 @@ double ValueOf(int bucket) {
 
 }  // namespace
 
+void QuantileSketch::Cover(int from, int to) {
+  if (counts_.empty()) {
+    lo_ = from;
+    counts_.assign(static_cast<std::size_t>(to - from + 1), 0);
+    return;
+  }
+  if (from < lo_) {
+    counts_.insert(counts_.begin(), static_cast<std::size_t>(lo_ - from), 0);
+    lo_ = from;
+  }
+  const int hi = lo_ + static_cast<int>(counts_.size()) - 1;
+  if (to > hi) counts_.resize(counts_.size() + static_cast<std::size_t>(to - hi), 0);
+}
+
 void QuantileSketch::Add(double value) {
-  ++buckets_[static_cast<std::size_t>(BucketOf(value))];
+  const int b = BucketOf(value);
+  if (b < lo_ || b >= lo_ + static_cast<int>(counts_.size())) Cover(b, b);
+  ++counts_[static_cast<std::size_t>(b - lo_)];
   if (count_ == 0 || value < min_) min_ = value;
   if (count_ == 0 || value > max_) max_ = value;
   ++count_;
@@ -37,7 +53,9 @@ void QuantileSketch::Add(double value) {
 
 void QuantileSketch::Merge(const QuantileSketch& other) {
   if (other.count_ == 0) return;
-  for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
+  Cover(other.lo_, other.lo_ + static_cast<int>(other.counts_.size()) - 1);
+  const auto shift = static_cast<std::size_t>(other.lo_ - lo_);
+  for (std::size_t i = 0; i < other.counts_.size(); ++i) counts_[shift + i] += other.counts_[i];
   min_ = count_ ? std::min(min_, other.min_) : other.min_;
   max_ = count_ ? std::max(max_, other.max_) : other.max_;
   count_ += other.count_;
@@ -52,9 +70,9 @@ double QuantileSketch::Quantile(double q) const {
   if (rank == 0) return min_;
   if (rank == count_ - 1) return max_;
   std::uint64_t seen = 0;
-  for (int i = 0; i < kBuckets; ++i) {
-    seen += buckets_[static_cast<std::size_t>(i)];
-    if (seen > rank) return std::clamp(ValueOf(i), min_, max_);
+  for (std::size_t i = 0; i < counts_.size(); ++i) {
+    seen += counts_[i];
+    if (seen > rank) return std::clamp(ValueOf(lo_ + static_cast<int>(i)), min_, max_);
   }
   return max_;
 }
@@ -66,9 +84,12 @@ double QuantileSketch::MaxCdfDistance(const QuantileSketch& other) const {
   std::uint64_t a = 0;
   std::uint64_t b = 0;
   double d = 0;
-  for (std::size_t i = 0; i < buckets_.size(); ++i) {
-    a += buckets_[i];
-    b += other.buckets_[i];
+  const int from = std::min(lo_, other.lo_);
+  const int to = std::max(lo_ + static_cast<int>(counts_.size()),
+                          other.lo_ + static_cast<int>(other.counts_.size()));
+  for (int i = from; i < to; ++i) {
+    a += At(i);
+    b += other.At(i);
     d = std::max(d, std::fabs(static_cast<double>(a) / n1 - static_cast<double>(b) / n2));
   }
   return d;

@@ -10,13 +10,15 @@
 // negative or NaN values) count in a bucket answered as 0; values above kMaxValue count in
 // the top bucket and are answered as kMaxValue. Count, sum, min and max are exact.
 //
-// Memory is fixed (kBuckets counters, ~9 KiB) whatever the number of values; Merge adds two
-// sketches bucket by bucket, so per-thread and per-window sketches combine without error
-// beyond a. Not thread-safe: one per thread, then Merge.
+// Memory is bounded (at most kBuckets counters, ~9 KiB) whatever the number of values: only the
+// range of buckets between the smallest and largest value seen is stored (latencies spanning
+// two decades take ~230 counters, ~2 KiB). Merge adds two sketches bucket by bucket, so
+// per-thread and per-window sketches combine without error beyond a. Not thread-safe: one per
+// thread, then Merge.
 #pragma once
 
-#include <array>
 #include <cstdint>
+#include <vector>
 
 namespace dlsys::monitor {
 
@@ -43,7 +45,15 @@ class QuantileSketch {
   double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0; }
 
  private:
-  std::array<std::uint64_t, kBuckets> buckets_{};  // [0] = below kMinValue
+  // Buckets [lo_, lo_ + counts_.size()); bucket 0 = below kMinValue.
+  void Cover(int from, int to);
+  std::uint64_t At(int bucket) const {
+    const int i = bucket - lo_;
+    return i >= 0 && i < static_cast<int>(counts_.size()) ? counts_[static_cast<std::size_t>(i)]
+                                                           : 0;
+  }
+  std::vector<std::uint64_t> counts_;
+  int lo_ = 0;
   std::uint64_t count_ = 0;
   double sum_ = 0;
   double min_ = 0;

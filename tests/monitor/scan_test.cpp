@@ -54,7 +54,7 @@ class ScanTest : public ::testing::Test {
   ScanSummary MustScan(const std::vector<std::string>& paths, const ScanOptions& o = {}) {
     auto r = Scan(paths, o);
     EXPECT_TRUE(r) << (r ? "" : r.error().message);
-    return r ? *r : ScanSummary{};
+    return r ? std::move(*r) : ScanSummary{};
   }
   TempDir dir_;
 };
