@@ -706,12 +706,13 @@ class RecordPrinter {
 // redrawn in place, and at once when the terminal is resized. With --records, matching records
 // are printed as they arrive instead.
 int Follow(const Options& o, Setup& setup) {
-  if (o.files.size() != 1 || o.files[0] == "-") {
-    return ReportError(Error{Code::kUsage, "--follow takes exactly one log file",
-                             {"e.g. dlsys monitor serve.log --follow (standard input is "
-                              "summarized once it ends: tail -n 100000 serve.log | dlsys monitor)"}},
+  if (o.files.size() > 1 || (o.files.empty() && ::isatty(STDIN_FILENO))) {
+    return ReportError(Error{Code::kUsage, "--follow takes exactly one log file or pipe",
+                             {"e.g. dlsys monitor serve.log --follow, or "
+                              "kubectl logs -f POD | dlsys monitor --follow"}},
                        o.json);
   }
+  const std::string source = o.files.empty() ? "-" : o.files[0];
   const auto interval_us = monitor::ParseDurationUs(o.interval);
   if (!interval_us || *interval_us < 10000) {
     return ReportError(Error{Code::kUsage, "--interval '" + o.interval +
@@ -730,7 +731,9 @@ int Follow(const Options& o, Setup& setup) {
   sigset_t wait_set = stop;
   sigaddset(&wait_set, SIGWINCH);
   pthread_sigmask(SIG_BLOCK, &wait_set, nullptr);
-  auto follower = monitor::Follower::Open(o.files[0], setup.scan);
+  auto follower = source == "-"
+                      ? monitor::Follower::OpenStream(STDIN_FILENO, "standard input", setup.scan)
+                      : monitor::Follower::Open(source, setup.scan);
   if (!follower) return ReportError(follower.error(), o.json);
   const bool redraw = !o.json && tty && !TermIsDumb();
   const auto started = std::chrono::steady_clock::now();
@@ -748,7 +751,8 @@ int Follow(const Options& o, Setup& setup) {
     }
     const timespec wait{0, wait_ns};
     const int sig = sigtimedwait(&wait_set, nullptr, &wait);
-    const bool last = sig > 0 && sig != SIGWINCH;
+    // A stream whose writer closed it has nothing more to say: a last snapshot, then exit.
+    const bool last = (sig > 0 && sig != SIGWINCH) || (*follower)->ended();
     if (printer) {
       if (last) return kExitOk;
       continue;
@@ -766,7 +770,7 @@ int Follow(const Options& o, Setup& setup) {
         out = RenderJson(o, setup, snap, false);
       } else {
         out = "== " + monitor::FormatRfc3339Us(snap.now_us).substr(0, 19) + "Z  " +
-              core::TerminalSafe(o.files[0]) + "  (rotated " +
+              core::TerminalSafe(source == "-" ? "standard input" : source) + "  (rotated " +
               std::to_string((*follower)->rotations()) + "x, truncated " +
               std::to_string((*follower)->truncations()) + "x)\n" +
               RenderAllText(o, setup, snap);

@@ -1143,6 +1143,8 @@ struct Follower::Impl {
   bool oversized = false;  // inside a line longer than a block
   std::uint64_t rotations = 0;
   std::uint64_t truncations = 0;
+  bool stream = false;  // a pipe: no rotation or truncation, it ends when its writer closes it
+  bool ended = false;
 
   Impl(const std::string& p, const ScanOptions& o) : options(o), plan(options), counter(options, plan), path(p) {
     std::memset(buf.get() + kBlockBytes, 0, kPad);
@@ -1173,11 +1175,18 @@ struct Follower::Impl {
     std::uint64_t total = 0;
     for (;;) {
       const ssize_t got = ReadRetry(fd.get(), buf.get() + have, kBlockBytes - have);
+      if (got < 0 && stream && (errno == EAGAIN || errno == EWOULDBLOCK)) return total;
       if (got < 0) {
         return Fail(Code::kInvalid,
                     "cannot read the log '" + path + "': " + core::ErrnoMessage(errno));
       }
-      if (got == 0) return total;
+      if (got == 0) {
+        if (stream && !ended) {
+          ended = true;
+          FlushPartial();
+        }
+        return total;
+      }
       total += static_cast<std::uint64_t>(got);
       offset += static_cast<std::uint64_t>(got);
       counter.AddBytes(static_cast<std::uint64_t>(got));
@@ -1225,10 +1234,30 @@ Result<std::unique_ptr<Follower>> Follower::Open(const std::string& path,
   return f;
 }
 
+Result<std::unique_ptr<Follower>> Follower::OpenStream(int fd, const std::string& name,
+                                                       const ScanOptions& options) {
+  auto f = std::unique_ptr<Follower>(new Follower());
+  f->impl_ = std::make_unique<Impl>(name, options);
+  Impl& m = *f->impl_;
+  m.stream = true;
+  m.fd = core::UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!m.fd) {
+    return Fail(Code::kInvalid, "cannot read " + name + ": " + core::ErrnoMessage(errno));
+  }
+  const int flags = ::fcntl(m.fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(m.fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return Fail(Code::kInvalid, "cannot read " + name + ": " + core::ErrnoMessage(errno));
+  }
+  return f;
+}
+
+bool Follower::ended() const { return impl_->ended; }
+
 Follower::~Follower() = default;
 
 Result<std::uint64_t> Follower::Poll() {
   Impl& m = *impl_;
+  if (m.stream) return m.ended ? 0 : m.ReadAvailable();
   struct stat st {};
   if (::fstat(m.fd.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < m.offset) {
     // Truncated (copytruncate, `> log`): what was read stays counted; start over at 0.

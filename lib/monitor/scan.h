@@ -162,6 +162,12 @@ class Follower {
   // compressed (follow the uncompressed log; summarize rotated .gz files without --follow).
   [[nodiscard]] static Result<std::unique_ptr<Follower>> Open(const std::string& path,
                                                               const ScanOptions& options);
+  // Follows a pipe (standard input, an ssh child's output): Poll() reads what is there without
+  // blocking; when the writer closes it the last line counts and ended() turns true. `fd` is
+  // duplicated (and made non-blocking); `name` is for messages.
+  [[nodiscard]] static Result<std::unique_ptr<Follower>> OpenStream(int fd, const std::string& name,
+                                                                    const ScanOptions& options);
+  bool ended() const;  // a stream's writer closed it
   ~Follower();
   // Bytes read; kInvalid if a read fails, or kNotFound if the path vanished at a rotation and
   // its replacement cannot be opened.

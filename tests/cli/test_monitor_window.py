@@ -340,3 +340,26 @@ class Terminal(TempDirTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FollowPipe(TempDirTest):
+    def test_follows_a_pipe_until_its_writer_closes_it(self):
+        p = subprocess.Popen([DLSYS, "monitor", "--follow", "--interval", "20ms", "--json"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: (p.kill(), p.wait(), p.stdout.close(), p.stderr.close()))
+        line = lambda i: (json.dumps({"status": 200, "latency_ms": i + 1, "model": "m",
+                                      "model_version": "1"}) + "\n").encode()
+        p.stdin.write(b"".join(line(i) for i in range(5)))
+        p.stdin.flush()
+        buf, deadline = b"", time.monotonic() + 60
+        while b'"requests":5' not in buf and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 1)[0]:
+                buf += os.read(p.stdout.fileno(), 65536)
+        self.assertIn(b'"requests":5', buf, "5 requests seen while the pipe is open")
+        self.assertIsNone(p.poll(), "still following")
+        p.stdin.write(line(5) + line(6).rstrip(b"\n"))  # the last line has no newline
+        p.stdin.close()
+        self.assertEqual(p.wait(timeout=60), EXIT_OK, p.stderr.read())
+        last = json.loads((buf + p.stdout.read()).splitlines()[-1])
+        validate(last, "monitor-summary.schema.json")
+        self.assertEqual(last["requests"], 7, "a last snapshot when the writer closed the pipe")
