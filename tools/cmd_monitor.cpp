@@ -17,8 +17,13 @@
 #include "core/text.h"
 #include "log/log.h"
 #include "monitor/alert.h"
+#include "monitor/baseline.h"
 #include "monitor/compare.h"
+#include "monitor/drift.h"
 #include "monitor/records.h"
+#include "monitor/remote.h"
+#include "monitor/report.h"
+#include "monitor_url.h"
 #include "monitor/scan.h"
 
 namespace dlsys::cli {
@@ -34,6 +39,12 @@ struct Options {
   std::string level;
   std::string since;
   std::string window;  // empty: 1m, shown only when following
+  std::string baseline;         // ARCHIVE.dlsys or a log
+  std::string baseline_window;  // FROM/TO (RFC 3339) of a baseline log
+  std::vector<std::string> trust;
+  bool allow_unsigned = false;
+  std::string report;  // FILE.html
+  std::string url;     // http://HOST:PORT/metrics
   bool once = false;
   bool follow = false;
   bool records = false;
@@ -47,6 +58,9 @@ struct CompareSpec {
   std::string field, stable, canary;
 };
 
+// Ticks (each a sketch of at most ~9 KiB, typically ~2 KiB) kept per scan thread in all groups.
+constexpr std::size_t kTickBudget = 12'000;
+
 // Everything the options say, checked once.
 struct Setup {
   monitor::ScanOptions scan;
@@ -55,6 +69,8 @@ struct Setup {
   std::int64_t window_us = 60'000'000;
   bool show_window = false;  // the window table and trends (following, or --window given)
   bool utf8 = true;          // sparklines in block characters, else ASCII
+  // Drift (--baseline): the reference every scan thread's DriftCounts count against.
+  std::shared_ptr<const monitor::DriftBaseline> baseline;
 };
 
 // A frame that replaces the previous one without flicker: cursor home, each line overwritten
@@ -377,7 +393,7 @@ std::string RenderWindowText(const Setup& setup, const monitor::ScanSummary& s,
   out += Table(rows, so.by.size());
   if (shown < s.groups.size()) {
     out += "(" + std::to_string(s.groups.size() - shown) + " more groups have totals only: " +
-           "windows are kept for the first " + std::to_string(monitor::kMaxWindowGroups) + ")\n";
+           "windows are kept for the first " + std::to_string(setup.scan.window_groups) + ")\n";
   }
   return out;
 }
@@ -436,6 +452,7 @@ struct Snapshot {
   std::int64_t now_us = 0;   // where windows end: the newest record (--once) or the clock
   std::vector<monitor::FiredAlert> fired;
   std::optional<Comparison> comparison;
+  std::optional<monitor::DriftReport> drift;
   const monitor::Follower* follower = nullptr;
 };
 
@@ -460,6 +477,76 @@ nlohmann::json CountsJson(const monitor::GroupStats& g) {
 
 nlohmann::json NumberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nullptr; }
 
+nlohmann::json DriftJson(const Options& o, const monitor::DriftReport& d) {
+  nlohmann::json j;
+  j["baseline"] = o.baseline;
+  j["drifted"] = d.drifted;
+  j["dropped_values"] = d.dropped_values;
+  j["features"] = nlohmann::json::array();
+  for (const auto& f : d.features) {
+    nlohmann::json e;
+    e["feature"] = f.feature;
+    e["kind"] = monitor::FeatureKindName(f.kind);
+    e["verdict"] = monitor::DriftVerdictName(f.verdict);
+    e["n_baseline"] = f.n_baseline;
+    e["n_current"] = f.n_current;
+    e["mismatched"] = f.mismatched;
+    e["non_finite"] = f.non_finite;
+    e["psi"] = f.psi;
+    e["psi_major"] = f.psi_major;
+    e["js"] = f.js;
+    e["chi2_p"] = f.chi2_p;
+    e["ks_d"] = f.ks_d ? nlohmann::json(*f.ks_d) : nullptr;
+    e["ks_p"] = f.ks_p ? nlohmann::json(*f.ks_p) : nullptr;
+    e["flags"] = {{"psi", f.psi_drift}, {"js", f.js_drift}, {"ks", f.ks_drift}};
+    e["bins"] = nlohmann::json::array();
+    for (const auto& b : f.bins) {
+      e["bins"].push_back({{"label", b.label}, {"baseline", b.baseline}, {"current", b.current}});
+    }
+    j["features"].push_back(std::move(e));
+  }
+  j["unknown"] = nlohmann::json::array();
+  for (const auto& [name, n] : d.unknown) j["unknown"].push_back({{"feature", name}, {"values", n}});
+  return j;
+}
+
+std::string RenderDriftText(const Options& o, const std::optional<monitor::DriftReport>& d) {
+  if (!d) return "";
+  std::string out = "drift against " + core::TerminalSafe(o.baseline) + ": " +
+                    (d->drifted ? "DRIFT" : "no drift") + "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"feature", "kind", "baseline", "current", "psi", "js", "ks D", "verdict"}};
+  for (const auto& f : d->features) {
+    std::string verdict = monitor::DriftVerdictName(f.verdict);
+    if (f.verdict == monitor::DriftVerdict::kDrift) {
+      std::string by;
+      if (f.psi_drift) by += f.psi_major ? "psi (major)" : "psi";
+      if (f.js_drift) by += std::string(by.empty() ? "" : ", ") + "js";
+      if (f.ks_drift) by += std::string(by.empty() ? "" : ", ") + "ks";
+      verdict += " (" + by + ")";
+    }
+    rows.push_back({core::Truncate(core::TerminalSafe(f.feature), 48),
+                    monitor::FeatureKindName(f.kind), std::to_string(f.n_baseline),
+                    std::to_string(f.n_current), Fixed(f.psi, 3), Fixed(f.js, 3),
+                    f.ks_d ? Fixed(*f.ks_d, 3) : "-", verdict});
+  }
+  out += Table(rows, 2);
+  for (const auto& [name, n] : d->unknown) {
+    out += "(not in the baseline: " + core::Truncate(core::TerminalSafe(name), 48) + ", " +
+           std::to_string(n) + " values)\n";
+  }
+  return out;
+}
+
+std::optional<monitor::DriftReport> DriftOf(const Setup& setup,
+                                            const monitor::ScanSummary& summary) {
+  if (!setup.baseline) return std::nullopt;
+  if (!summary.drift) {  // nothing was read: compare against nothing
+    monitor::DriftCounts empty(*setup.baseline);
+    return monitor::CompareDrift(empty);
+  }
+  return monitor::CompareDrift(static_cast<const monitor::DriftCounts&>(*summary.drift));
+}
 // pretty = false: one line (a snapshot in --follow's stream of JSON lines).
 std::string RenderJson(const Options& o, const Setup& setup, const Snapshot& snap, bool pretty) {
   const monitor::ScanSummary& s = snap.summary;
@@ -487,6 +574,7 @@ std::string RenderJson(const Options& o, const Setup& setup, const Snapshot& sna
                    {"truncations", snap.follower->truncations()}};
   }
   if (snap.comparison) j["comparison"] = ComparisonJson(*snap.comparison);
+  if (snap.drift) j["drift"] = DriftJson(o, *snap.drift);
   j["alerts"] = nlohmann::json::array();
   for (const auto& a : snap.fired) {
     nlohmann::json e;
@@ -536,7 +624,174 @@ std::string RenderAllText(const Options& o, const Setup& setup, const Snapshot& 
   if (setup.show_window && snap.now_us != 0) {
     out += "\n" + RenderWindowText(setup, snap.summary, snap.now_us);
   }
-  return out + RenderComparisonText(snap.comparison) + RenderAlertsText(snap.fired);
+  return out + RenderComparisonText(snap.comparison) + RenderDriftText(o, snap.drift) +
+         RenderAlertsText(snap.fired);
+}
+
+monitor::ReportLevel ReportLevelOf(monitor::Verdict v) {
+  switch (v) {
+    case monitor::Verdict::kWorse: return monitor::ReportLevel::kBad;
+    case monitor::Verdict::kBetter:
+    case monitor::Verdict::kNoDifference: return monitor::ReportLevel::kOk;
+    case monitor::Verdict::kNoData: break;
+  }
+  return monitor::ReportLevel::kNeutral;
+}
+
+monitor::ReportData ReportDataFrom(const Options& o, const Setup& setup, const Snapshot& snap) {
+  const monitor::ScanSummary& s = snap.summary;
+  monitor::ReportData d;
+  d.inputs = o.files;
+  d.by = setup.scan.by;
+  d.generated_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  d.requests = s.requests;
+  d.bad_lines = s.bad_lines;
+  d.other_records = s.events;
+  d.groups_capped = s.groups_capped;
+  d.window_us = setup.window_us / monitor::kTicksPerWindow;  // one series point per tick
+  d.dlsys_version = DLSYS_VERSION;
+  for (const auto& g : s.groups) {
+    if (g.first_us && (!d.first_us || g.first_us < d.first_us)) d.first_us = g.first_us;
+    d.last_us = std::max(d.last_us, g.last_us);
+    monitor::ReportGroup r;
+    r.key = g.key;
+    r.requests = g.requests;
+    r.status_4xx = g.status_4xx;
+    r.status_5xx = g.status_5xx;
+    r.error_rate = g.requests ? double(g.status_5xx) / double(g.requests) : 0.0;
+    r.rate_per_s = g.RatePerSecond();
+    const auto& l = g.latency_ms;
+    r.latency_count = l.count();
+    r.p50_ms = l.Quantile(0.5); r.p95_ms = l.Quantile(0.95); r.p99_ms = l.Quantile(0.99);
+    r.max_ms = l.max(); r.mean_ms = l.mean();
+    if (g.batch_size_count) r.batch_size_mean = g.batch_size_sum / double(g.batch_size_count);
+    if (g.keeps_ticks && snap.now_us != 0) {
+      const Trend t = TrendOf(g, setup, snap.now_us);  // empty ticks included: rate 0, NaN rest
+      const std::int64_t tick = setup.window_us / monitor::kTicksPerWindow;
+      for (std::size_t i = 0; i < t.start_us.size(); ++i) {
+        if (t.start_us[i] + tick <= g.first_us) continue;  // before the group's first request
+        r.series.push_back({t.start_us[i], t.requests[i], t.rate[i], t.error_rate[i], t.p50[i],
+                            t.p95[i], t.p99[i]});
+      }
+    }
+    d.groups.push_back(std::move(r));
+  }
+  if (snap.comparison) {
+    const Comparison& c = *snap.comparison;
+    monitor::ReportComparison r;
+    r.field = c.field; r.stable = c.stable; r.canary = c.canary;
+    r.stable_requests = c.s.requests; r.canary_requests = c.c.requests;
+    r.stable_error_rate = c.rate.stable; r.canary_error_rate = c.rate.canary;
+    r.z = c.rate.z; r.rate_p = c.rate.p_value;
+    r.rate_verdict = monitor::VerdictName(c.rate.verdict);
+    r.rate_level = ReportLevelOf(c.rate.verdict);
+    r.rate_needed = c.rate.needed_per_arm;
+    r.ks_d = c.latency.d; r.latency_p = c.latency.p_value;
+    r.latency_verdict = c.latency.verdict == monitor::Verdict::kWorse    ? "slower"
+                        : c.latency.verdict == monitor::Verdict::kBetter ? "faster"
+                                                   : monitor::VerdictName(c.latency.verdict);
+    r.latency_level = ReportLevelOf(c.latency.verdict);
+    r.latency_needed = c.latency.needed_per_arm;
+    r.stable_p50_ms = c.s.latency_ms.Quantile(0.5); r.canary_p50_ms = c.c.latency_ms.Quantile(0.5);
+    r.stable_p99_ms = c.s.latency_ms.Quantile(0.99); r.canary_p99_ms = c.c.latency_ms.Quantile(0.99);
+    d.comparison = std::move(r);
+  }
+  if (snap.drift) {
+    for (const auto& f : snap.drift->features) {
+      monitor::ReportDrift r;
+      r.feature = f.feature;
+      r.kind = monitor::FeatureKindName(f.kind);
+      r.n_baseline = f.n_baseline; r.n_current = f.n_current;
+      const bool judged = f.verdict != monitor::DriftVerdict::kInsufficientData;
+      if (judged) { r.psi = f.psi; r.js = f.js; r.chi2_p = f.chi2_p; }
+      r.ks_d = f.ks_d; r.ks_p = f.ks_p;
+      r.verdict = monitor::DriftVerdictName(f.verdict);
+      r.level = f.verdict == monitor::DriftVerdict::kDrift   ? monitor::ReportLevel::kBad
+                : f.verdict == monitor::DriftVerdict::kNoDrift ? monitor::ReportLevel::kOk
+                                                               : monitor::ReportLevel::kNeutral;
+      for (const auto& b : f.bins) r.bins.push_back({b.label, b.baseline, b.current});
+      d.drift.push_back(std::move(r));
+    }
+  }
+  for (const auto& a : snap.fired) {
+    std::string key = a.feature.empty() ? "" : "feature " + a.feature;
+    for (const auto& k : a.key) key += (key.empty() ? "" : " ") + k;
+    d.alerts.push_back({a.rule, key, a.value});
+  }
+  return d;
+}
+
+// --report FILE.html: written whole or not at all (temp file + rename).
+Result<void> WriteReport(const Options& o, const Setup& setup, const Snapshot& snap) {
+  if (o.report.empty()) return {};
+  auto written = monitor::WriteHtmlReport(o.report, ReportDataFrom(o, setup, snap), true);
+  if (!written) return tl::unexpected(std::move(written.error()).Wrap("cannot write the report"));
+  return {};
+}
+
+// --baseline: an archive's examples (verified as serve verifies), or a log (or a window of it)
+// read with the same filters and mappings as the current records.
+Result<void> LoadBaseline(const Options& o, Setup& setup) {
+  if (o.baseline.empty()) {
+    for (const auto& r : setup.rules) {
+      if (r.IsDrift()) {
+        return Fail(Code::kUsage, "--alert '" + core::TerminalSafe(r.text) + "' needs a baseline",
+                    {"give --baseline MODEL.dlsys (its examples) or --baseline reference.log"});
+      }
+    }
+    if (!o.baseline_window.empty()) {
+      return Fail(Code::kUsage, "--baseline-window needs --baseline LOG");
+    }
+    return {};
+  }
+  if (o.baseline.ends_with(".dlsys")) {
+    if (!o.baseline_window.empty()) {
+      return Fail(Code::kUsage, "--baseline-window applies to a baseline log, not an archive");
+    }
+    package::VerifyOptions v;
+    for (const auto& t : o.trust) {
+      if (auto added = v.trust.Add(t); !added) {
+        return tl::unexpected(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
+      }
+    }
+    v.allow_unsigned = o.allow_unsigned;
+    DLSYS_ASSIGN_OR_RETURN(auto baseline, monitor::BaselineFromArchive(o.baseline, v));
+    setup.baseline = std::make_shared<const monitor::DriftBaseline>(std::move(baseline));
+  } else {
+    monitor::ScanOptions so = setup.scan;
+    so.since_us.reset();
+    so.on_record = nullptr;
+    so.window_us = 0;
+    if (!o.baseline_window.empty()) {
+      const std::size_t slash = o.baseline_window.find('/');
+      const auto from = monitor::ParseRfc3339Us(o.baseline_window.substr(0, slash));
+      const auto to = slash == std::string::npos
+                          ? std::nullopt
+                          : monitor::ParseRfc3339Us(o.baseline_window.substr(slash + 1));
+      if (!from || !to || *to <= *from) {
+        return Fail(Code::kUsage, "--baseline-window '" + o.baseline_window + "' is not FROM/TO",
+                    {"two RFC 3339 instants, the first earlier: "
+                     "--baseline-window 2026-12-01T10:00:00Z/2026-12-01T11:00:00Z"});
+      }
+      so.since_us = from;
+      so.until_us = to;
+    }
+    so.drift_sink = [] { return std::make_unique<monitor::BaselineBuilder>(); };
+    DLSYS_ASSIGN_OR_RETURN(auto read, monitor::Scan({o.baseline}, so));
+    monitor::BaselineBuilder none;
+    const auto& builder =
+        read.drift ? static_cast<const monitor::BaselineBuilder&>(*read.drift) : none;
+    setup.baseline = std::make_shared<const monitor::DriftBaseline>(builder.Finalize());
+  }
+  if (setup.baseline->features().empty()) {
+    return Fail(Code::kInvalid, "the baseline '" + o.baseline + "' has no sampled inputs or predictions",
+                {"a log needs requests with 'input'/'prediction' (dlsys serve --log-sample-rate); "
+                 "an archive needs examples"});
+  }
+  auto baseline = setup.baseline;
+  setup.scan.drift_sink = [baseline] { return std::make_unique<monitor::DriftCounts>(*baseline); };
+  return {};
 }
 
 Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
@@ -639,7 +894,12 @@ Result<Setup> SetupFrom(const Options& o) {
     if (rule.for_us > 0) history = std::max(history, needed);
     setup.rules.push_back(std::move(rule));
   }
+  // A report charts the whole history kept: as much as the bounds allow.
+  if (!o.report.empty()) history = monitor::kMaxHistoryTicks;
   setup.scan.history_ticks = history;
+  // Ticks kept in all, per scan thread, are bounded: fewer groups keep more history.
+  setup.scan.window_groups =
+      std::clamp<std::size_t>(kTickBudget / history, 1, monitor::kMaxWindowGroups);
   setup.utf8 = !o.ascii && LocaleIsUtf8();
   return setup;
 }
@@ -647,8 +907,15 @@ Result<Setup> SetupFrom(const Options& o) {
 // Fired alerts are printed (after the table, or in "alerts") and logged as WARN records.
 std::vector<monitor::FiredAlert> CheckAlerts(const Setup& setup,
                                              const monitor::ScanSummary& summary,
-                                             std::int64_t now_us) {
+                                             std::int64_t now_us,
+                                             const std::optional<monitor::DriftReport>& drift) {
   monitor::AlertContext context;
+  if (drift) {
+    for (const auto& f : drift->features) {
+      if (f.verdict == monitor::DriftVerdict::kInsufficientData) continue;
+      context.drift.push_back({f.feature, f.psi, f.ks_d.value_or(0), f.js, f.ks_d.has_value()});
+    }
+  }
   context.now_us = now_us;
   context.window_us = setup.show_window ? setup.window_us : 0;
   context.scan_window_us = setup.window_us;
@@ -701,6 +968,20 @@ class RecordPrinter {
   std::uint64_t count_ = 0;
 };
 
+}  // namespace monitor_cmd
+
+namespace monitor_remote_cli {
+// An ssh:// argument: parsed (kUsage before anything connects), options from the environment,
+// ssh started.
+Result<monitor::RemoteStream> Open(const std::string& url, bool follow) {
+  DLSYS_ASSIGN_OR_RETURN(auto target, monitor::ParseSshUrl(url));
+  DLSYS_ASSIGN_OR_RETURN(auto options, monitor::SshOptionsFromEnv());
+  return monitor::OpenSsh(target, follow, options);
+}
+}  // namespace monitor_remote_cli
+
+namespace monitor_cmd {
+
 // --follow: a snapshot every interval (the whole table again, or one JSON object per line) and
 // a last one when SIGINT, SIGTERM or SIGHUP arrives (exit 0). On a terminal the table is
 // redrawn in place, and at once when the terminal is resized. With --records, matching records
@@ -731,7 +1012,15 @@ int Follow(const Options& o, Setup& setup) {
   sigset_t wait_set = stop;
   sigaddset(&wait_set, SIGWINCH);
   pthread_sigmask(SIG_BLOCK, &wait_set, nullptr);
-  auto follower = source == "-"
+  // ssh://: follow the remote file through ssh's stdout, a pipe like standard input.
+  std::optional<monitor::RemoteStream> remote;
+  if (monitor::IsSshUrl(source)) {
+    auto opened = monitor_remote_cli::Open(source, /*follow=*/true);
+    if (!opened) return ReportError(opened.error(), o.json);
+    remote.emplace(std::move(*opened));
+  }
+  auto follower = remote ? monitor::Follower::OpenStream(remote->fd(), source, setup.scan)
+                  : source == "-"
                       ? monitor::Follower::OpenStream(STDIN_FILENO, "standard input", setup.scan)
                       : monitor::Follower::Open(source, setup.scan);
   if (!follower) return ReportError(follower.error(), o.json);
@@ -753,6 +1042,11 @@ int Follow(const Options& o, Setup& setup) {
     const int sig = sigtimedwait(&wait_set, nullptr, &wait);
     // A stream whose writer closed it has nothing more to say: a last snapshot, then exit.
     const bool last = (sig > 0 && sig != SIGWINCH) || (*follower)->ended();
+    // ssh ended by itself: tail -F never does, so the connection or the remote tail failed.
+    if (remote && (*follower)->ended()) {
+      if (auto done = remote->Finish(); !done) return ReportError(done.error(), o.json);
+    }
+    if (remote && last) remote->Stop();  // before the last snapshot: the remote tail ends now
     if (printer) {
       if (last) return kExitOk;
       continue;
@@ -762,8 +1056,9 @@ int Follow(const Options& o, Setup& setup) {
       Snapshot snap{summary};
       snap.seconds = std::chrono::duration<double>(now - started).count();
       snap.now_us = WallClockUs();
-      snap.fired = CheckAlerts(setup, summary, snap.now_us);
       snap.comparison = Compare(setup, summary);
+      snap.drift = DriftOf(setup, summary);
+      snap.fired = CheckAlerts(setup, summary, snap.now_us, snap.drift);
       snap.follower = follower->get();
       std::string out;
       if (o.json) {
@@ -782,6 +1077,9 @@ int Follow(const Options& o, Setup& setup) {
       if (!o.json && !redraw) out += "\n";
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
+      if (last) {
+        if (auto w = WriteReport(o, setup, snap); !w) return ReportError(w.error(), o.json);
+      }
       if (sig != SIGWINCH) {
         next += std::chrono::microseconds(*interval_us);
         if (next < now) next = now + std::chrono::microseconds(*interval_us);
@@ -791,14 +1089,42 @@ int Follow(const Options& o, Setup& setup) {
   }
 }
 
+// --url: the metrics of a running server instead of logs (tools/monitor_url.cpp).
+int RunUrl(const Options& o) {
+  std::string other;
+  if (!o.files.empty()) other = "log files";
+  if (!o.alerts.empty()) other = "--alert";
+  if (!o.compare.empty()) other = "--compare";
+  if (!o.since.empty()) other = "--since";
+  if (!o.level.empty()) other = "--level";
+  if (!o.fields.empty()) other = "--field";
+  if (o.records) other = "--records";
+  if (!o.baseline.empty()) other = "--baseline";
+  if (!o.report.empty()) other = "--report";
+  if (o.follow) other = "--follow";
+  if (!other.empty()) {
+    return ReportError(Error{Code::kUsage, "--url reads a server's metrics; it takes no " + other,
+                             {"--url takes --interval, --window, --once, --by, --where and --json; "
+                              "logs are read without --url"}},
+                       o.json);
+  }
+  return monitor_url::Run({o.url, o.interval, o.window.empty() ? "1m" : o.window, o.once, o.json,
+                           o.by, o.where});
+}
+
 int Run(Options o) {
+  if (!o.url.empty()) return RunUrl(o);
   auto setup = SetupFrom(o);
   if (!setup) return ReportError(setup.error(), o.json);
-  if (o.records && (!o.alerts.empty() || !o.compare.empty())) {
-    return ReportError(Error{Code::kUsage, "--records prints records; it takes no --alert or --compare",
+  if (o.records && (!o.alerts.empty() || !o.compare.empty() || !o.baseline.empty() ||
+                    !o.report.empty())) {
+    return ReportError(Error{Code::kUsage,
+                             "--records prints records; it takes no --alert, --compare, --baseline "
+                             "or --report",
                              {"summarize (without --records) to check rules or compare arms"}},
                        o.json);
   }
+  if (auto loaded = LoadBaseline(o, *setup); !loaded) return ReportError(loaded.error(), o.json);
   if (o.follow) return Follow(o, *setup);
   if (o.files.empty()) {
     if (::isatty(STDIN_FILENO)) {
@@ -815,8 +1141,21 @@ int Run(Options o) {
     setup->scan.on_record = [&printer](std::string_view line) { (*printer)(line); };
   }
   const auto started = std::chrono::steady_clock::now();
-  auto summary = monitor::Scan(o.files, setup->scan);
-  if (!summary) return ReportError(summary.error(), o.json);
+  // ssh:// inputs: one ssh each, read as /dev/fd/N; a failed ssh explains an empty stream.
+  std::vector<monitor::RemoteStream> remotes;
+  std::vector<std::string> inputs = o.files;
+  for (auto& in : inputs) {
+    if (!monitor::IsSshUrl(in)) continue;
+    auto opened = monitor_remote_cli::Open(in, /*follow=*/false);
+    if (!opened) return ReportError(opened.error(), o.json);
+    remotes.push_back(std::move(*opened));
+    in = "/dev/fd/" + std::to_string(remotes.back().fd());
+  }
+  auto summary = monitor::Scan(inputs, setup->scan);
+  if (!summary) return ReportError(summary.error(), o.json);  // ~RemoteStream stops ssh
+  for (auto& r : remotes) {
+    if (auto done = r.Finish(); !done) return ReportError(done.error(), o.json);
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   log::Info("monitor.scan", "summarized " + std::to_string(summary->requests) + " requests")
@@ -836,8 +1175,10 @@ int Run(Options o) {
   Snapshot snap{*summary};
   snap.seconds = seconds;
   snap.now_us = summary->last_us;
-  snap.fired = CheckAlerts(*setup, *summary, snap.now_us);
   snap.comparison = Compare(*setup, *summary);
+  snap.drift = DriftOf(*setup, *summary);
+  snap.fired = CheckAlerts(*setup, *summary, snap.now_us, snap.drift);
+  if (auto w = WriteReport(o, *setup, snap); !w) return ReportError(w.error(), o.json);
   const std::string out = o.json ? RenderJson(o, *setup, snap, true) : RenderAllText(o, *setup, snap);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return snap.fired.empty() ? kExitOk : kExitAlert;
@@ -851,7 +1192,7 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
       "monitor", "Summarize requests in JSON-lines logs: rate, errors, latency per model version");
   sub->add_option("files", o->files,
                   "JSON-lines logs (plain, gzip or zstd; '-' = standard input, the default when "
-                  "it is a pipe)");
+                  "it is a pipe; ssh://[USER@]HOST[:PORT]/PATH = a remote log read through ssh)");
   sub->add_flag("--once", o->once, "print one summary and exit (the default without --follow)");
   sub->add_flag("--follow", o->follow,
                 "follow one log file like tail -F (rotation, truncation) and print a summary "
@@ -884,6 +1225,26 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
                   "fires exits 7")
       ->type_name("RULE");
   sub->add_option("--since", o->since, "only records stamped within this duration (e.g. 15m)");
+  sub->add_option("--baseline", o->baseline,
+                  "drift: compare sampled inputs and predictions with an archive's examples "
+                  "(MODEL.dlsys, verified) or a reference log, by PSI, KS and Jensen-Shannon")
+      ->type_name("ARCHIVE|LOG");
+  sub->add_option("--baseline-window", o->baseline_window,
+                  "only the baseline log's records stamped in [FROM, TO)")
+      ->type_name("FROM/TO");
+  sub->add_option("--trust", o->trust,
+                  "trusted public key (KEY.pub) or a directory of *.pub, for --baseline ARCHIVE "
+                  "(repeatable)");
+  sub->add_option("--report", o->report,
+                  "also write a self-contained HTML page (inline SVG charts, no scripts, no "
+                  "network): latency and throughput over time, canary verdict, drift, alerts")
+      ->type_name("FILE.html");
+  sub->add_option("--url", o->url,
+                  "scrape a running dlsys serve's Prometheus metrics every --interval instead of "
+                  "reading logs: rates and quantiles as PromQL computes them")
+      ->type_name("http://HOST:PORT/metrics");
+  sub->add_flag("--allow-unsigned", o->allow_unsigned,
+                "accept a --baseline archive that is unsigned or not signed by a trusted key");
   sub->add_flag("--json", o->json,
                 "print JSON (schemas/monitor-summary.schema.json), also on failure");
   sub->footer(
@@ -898,6 +1259,9 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
       "  dlsys monitor serve.log.1.gz serve.log --by model_version --where model=mlp16\n"
       "  dlsys monitor serve.log --since 15m --json | jq '.groups[0].latency_ms.p99'\n"
       "  dlsys monitor serve.log --follow --interval 5s --window 5m\n"
+      "  dlsys monitor ssh://deploy@web1/var/log/dlsys/serve.log --follow\n"
+      "  dlsys monitor serve.log --baseline mlp-1.0.0.dlsys --trust release.pub --report today.html\n"
+      "  dlsys monitor --url http://127.0.0.1:8000/metrics --window 1m\n"
       "  dlsys monitor serve.log --records --level warn\n"
       "  dlsys monitor access.log --field latency_ms=request_time*1000 --by uri\n"
       "  dlsys monitor serve.log --window 10m --alert 'p99_ms > 50 for 5m' --alert "

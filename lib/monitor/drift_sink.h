@@ -10,6 +10,7 @@
 //                                         for a string
 #pragma once
 
+#include <span>
 #include <string_view>
 
 namespace dlsys::monitor {
@@ -18,6 +19,11 @@ class DriftSink {
  public:
   virtual ~DriftSink() = default;
   virtual void AddNumber(std::string_view feature, double value) = 0;
+  // The values of one observation (one request's tensor head): they count as one record for
+  // the significance tests, since values of one tensor are not independent of each other.
+  virtual void AddNumbers(std::string_view feature, std::span<const double> values) {
+    for (const double v : values) AddNumber(feature, v);
+  }
   virtual void AddCategory(std::string_view feature, std::string_view value) = 0;
   // Adds everything `other` (a sink made by the same factory) collected.
   virtual void MergeFrom(const DriftSink& other) = 0;

@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -20,6 +21,7 @@
 
 #include "core/file.h"
 #include "core/text.h"
+#include "monitor/drift.h"
 #include "core/parallel.h"
 
 namespace dlsys::monitor {
@@ -172,31 +174,16 @@ void AddFeature(DriftSink& sink, std::string& name, simdjson::dom::element v, bo
   }
   simdjson::dom::array head;
   if (v["head"].get_array().get(head)) return;
-  std::size_t n = 0, best = 0;
-  double best_value = -INFINITY;
-  bool all_finite = true;
+  // A tensor summary: the same features an archive's examples give (AddTensorFeatures).
+  std::array<double, kMaxDriftValues> values;
+  std::size_t n = 0;
   for (const auto e : head) {
     if (n == kMaxDriftValues) break;
-    if (!NumberOf(e, d) || !std::isfinite(d)) {
-      all_finite = false;
-    } else {
-      sink.AddNumber(name, d);
-      if (d > best_value) {
-        best_value = d;
-        best = n;
-      }
-    }
-    ++n;
+    values[n++] = NumberOf(e, d) ? d : NAN;  // null: a value that was not finite
   }
   std::uint64_t count = 0;
-  if (argmax && all_finite && n > 0 && !v["count"].get_uint64().get(count) && count == n) {
-    const std::size_t size = name.size();
-    name += ".argmax";
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, best);
-    sink.AddCategory(name, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
-    name.resize(size);
-  }
+  if (v["count"].get_uint64().get(count)) count = 0;
+  AddTensorFeatures(sink, name, std::span<const double>(values.data(), n), count, argmax);
 }
 
 // `input` or `prediction` of one request.
@@ -481,6 +468,10 @@ class Counter {
       ++totals_.filtered_out;
       return;
     }
+    if (options_.until_us && has_ts_ && ts_us_ >= *options_.until_us) {
+      ++totals_.filtered_out;
+      return;
+    }
     for (const auto& [slot, want] : plan_.where) {
       const auto s = static_cast<std::size_t>(slot);
       if (!seen_[s] || text_[s] != want) {
@@ -508,7 +499,8 @@ class Counter {
     ++g.requests;
     if (has_status_ && status_ >= 400 && status_ < 500) ++g.status_4xx;
     if (has_status_ && status_ >= 500 && status_ < 600) ++g.status_5xx;
-    if (has_latency_) g.latency_ms.Add(latency_);
+    const int bucket = has_latency_ ? QuantileSketch::BucketOf(latency_) : 0;
+    if (has_latency_) g.latency_ms.AddAt(bucket, latency_);
     if (has_batch_) {
       g.batch_size_sum += batch_;
       ++g.batch_size_count;
@@ -522,7 +514,7 @@ class Counter {
           ++t->requests;
           if (has_status_ && status_ >= 400 && status_ < 500) ++t->status_4xx;
           if (has_status_ && status_ >= 500 && status_ < 600) ++t->status_5xx;
-          if (has_latency_) t->latency_ms.Add(latency_);
+          if (has_latency_) t->latency_ms.AddAt(bucket, latency_);
           if (has_batch_) {
             t->batch_size_sum += batch_;
             ++t->batch_size_count;
@@ -566,7 +558,7 @@ class Counter {
       return it->second;
     }
     GroupStats& g = groups_.try_emplace(key_).first->second;
-    g.keeps_ticks = groups_.size() <= kMaxWindowGroups;
+    g.keeps_ticks = groups_.size() <= std::min(options_.window_groups, kMaxWindowGroups);
     return g;
   }
 

@@ -32,8 +32,8 @@ namespace dlsys::monitor {
 // Sliding windows are made of ticks: kTicksPerWindow per window, aligned to multiples of
 // window / kTicksPerWindow since the Unix epoch.
 inline constexpr int kTicksPerWindow = 10;
-// Groups beyond this many (per scan thread, in order of first appearance) keep no ticks: their
-// window and series are empty, their totals complete.
+// Groups beyond ScanOptions::window_groups (at most this many; per scan thread, in order of
+// first appearance) keep no ticks: their window and series are empty, their totals complete.
 inline constexpr std::size_t kMaxWindowGroups = 100;
 inline constexpr std::size_t kMaxHistoryTicks = 600;
 
@@ -60,6 +60,8 @@ struct ScanOptions {
   std::optional<int> min_level;
   // Records stamped before this (µs since the Unix epoch) are skipped; unstamped ones pass.
   std::optional<std::int64_t> since_us;
+  // Records stamped at or after this are skipped (a reference window's end).
+  std::optional<std::int64_t> until_us;
   unsigned threads = 0;                   // 0 = all cores
   std::size_t max_line_bytes = 1 << 20;   // longer lines are bad
   // At most this many groups (each holds a ~9 KiB sketch per thread); the rest are "(other)".
@@ -71,6 +73,8 @@ struct ScanOptions {
   std::int64_t window_us = 60'000'000;
   // Ticks kept per group (the newest ones): the sparklines' and `for DURATION` rules' history.
   std::size_t history_ticks = 3 * kTicksPerWindow;
+  // Groups that keep ticks (the first ones seen per scan thread), at most kMaxWindowGroups.
+  std::size_t window_groups = kMaxWindowGroups;
   // Drift: the `input` and `prediction` of every request that passes the filters go to a sink
   // made per scan thread by this factory, then merged (nullptr = not collected).
   std::function<std::unique_ptr<DriftSink>()> drift_sink;

@@ -13,12 +13,6 @@ const double kLogMin = std::log(QuantileSketch::kMinValue);
 
 // Bucket 1 holds (kMinValue / gamma, kMinValue], bucket i (gamma^(i-2) kMinValue,
 // gamma^(i-1) kMinValue]; the last bucket also holds everything above kMaxValue.
-int BucketOf(double v) {
-  if (!(v >= QuantileSketch::kMinValue)) return 0;  // also NaN
-  const double i = std::ceil((std::log(v) - kLogMin) / kLogGamma) + 1;
-  return static_cast<int>(std::min<double>(i, QuantileSketch::kBuckets - 1));
-}
-
 double ValueOf(int bucket) {
   if (bucket == 0) return 0;
   const double upper = std::exp(kLogMin + (bucket - 1) * kLogGamma);
@@ -41,8 +35,13 @@ void QuantileSketch::Cover(int from, int to) {
   if (to > hi) counts_.resize(counts_.size() + static_cast<std::size_t>(to - hi), 0);
 }
 
-void QuantileSketch::Add(double value) {
-  const int b = BucketOf(value);
+int QuantileSketch::BucketOf(double v) {
+  if (!(v >= kMinValue)) return 0;  // also NaN
+  const double i = std::ceil((std::log(v) - kLogMin) / kLogGamma) + 1;
+  return static_cast<int>(std::min<double>(i, kBuckets - 1));
+}
+
+void QuantileSketch::AddAt(int b, double value) {
   if (b < lo_ || b >= lo_ + static_cast<int>(counts_.size())) Cover(b, b);
   ++counts_[static_cast<std::size_t>(b - lo_)];
   if (count_ == 0 || value < min_) min_ = value;

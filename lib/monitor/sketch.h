@@ -29,7 +29,10 @@ class QuantileSketch {
   static constexpr double kMaxValue = 1e7;   // ~2.8 hours in milliseconds
   static constexpr int kBuckets = 1160;      // ceil(log_gamma(kMaxValue / kMinValue)) + 2
 
-  void Add(double value);
+  void Add(double value) { AddAt(BucketOf(value), value); }
+  // The bucket of a value (a logarithm): computed once when a value goes into two sketches.
+  static int BucketOf(double value);
+  void AddAt(int bucket, double value);
   void Merge(const QuantileSketch& other);
   // q in [0, 1]; 0 when empty.
   double Quantile(double q) const;
