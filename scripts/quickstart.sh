@@ -66,6 +66,8 @@ kill -TERM "$SERVER" && wait "$SERVER"
 echo; echo "# its log: lifecycle events and one JSON access record per request (docs/logging.md)"
 head -n 4 serve.log
 echo "... ($(wc -l < serve.log) lines)"
-echo; echo "# summarize the log per model version: rate, errors, latency quantiles (docs/monitoring.md)"
-step "$DLSYS" monitor serve.log
+echo; echo "# summarize the log per model version: rate, errors, latency quantiles, and an HTML report"
+echo "# (on a terminal without --once, dlsys monitor is a live view; docs/monitoring.md)"
+step "$DLSYS" monitor serve.log --once --report monitor.html
+echo "report: $WORK/monitor.html (self-contained: open it in any browser)"
 echo; echo "quickstart done: artefacts in $WORK"

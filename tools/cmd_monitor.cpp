@@ -1,8 +1,10 @@
 // dlsys monitor: summarize requests in JSON-lines logs (dlsys serve's records or any JSON log)
 // per model and version: rate, status classes, latency quantiles, batch size.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "core/file.h"
 #include "core/text.h"
 #include "log/log.h"
 #include "monitor/alert.h"
@@ -1112,8 +1115,35 @@ int RunUrl(const Options& o) {
                            o.by, o.where});
 }
 
+// Whether the inputs can be followed: one plain (not compressed) file, one ssh:// log, or
+// standard input as a pipe.
+bool Followable(const Options& o) {
+  if (o.files.empty()) return !::isatty(STDIN_FILENO);
+  if (o.files.size() != 1) return false;
+  if (o.files[0] == "-" || monitor::IsSshUrl(o.files[0])) return true;
+  core::UniqueFd fd(::open(o.files[0].c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  unsigned char magic[4] = {};
+  const ssize_t n = ::pread(fd.get(), magic, sizeof magic, 0);
+  const bool gzip = n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  const bool zstd = n >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
+                    magic[3] == 0xfd;
+  return !gzip && !zstd;
+}
+
 int Run(Options o) {
   if (!o.url.empty()) return RunUrl(o);
+  if (o.once && o.follow) {
+    return ReportError(Error{Code::kUsage, "--once and --follow exclude each other",
+                             {"--once prints one summary; --follow keeps a live view"}},
+                       o.json);
+  }
+  // Stats mode on a terminal is a live view of what it can follow; into a pipe or a file, with
+  // --json, or over several or compressed inputs, one summary (as --once).
+  if (!o.once && !o.follow && !o.records && !o.json && ::isatty(STDOUT_FILENO) && Followable(o)) {
+    o.follow = true;
+  }
   auto setup = SetupFrom(o);
   if (!setup) return ReportError(setup.error(), o.json);
   if (o.records && (!o.alerts.empty() || !o.compare.empty() || !o.baseline.empty() ||
@@ -1193,10 +1223,13 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
   sub->add_option("files", o->files,
                   "JSON-lines logs (plain, gzip or zstd; '-' = standard input, the default when "
                   "it is a pipe; ssh://[USER@]HOST[:PORT]/PATH = a remote log read through ssh)");
-  sub->add_flag("--once", o->once, "print one summary and exit (the default without --follow)");
+  sub->add_flag("--once", o->once,
+                "print one summary and exit (the default when standard output is not a terminal, "
+                "with --json, or over several or compressed inputs)");
   sub->add_flag("--follow", o->follow,
-                "follow one log file like tail -F (rotation, truncation) and print a summary "
-                "every --interval; stop with Ctrl-C");
+                "a live view: follow one log like tail -F (rotation, truncation), a pipe or an "
+                "ssh:// log, and show the summary every --interval; stop with Ctrl-C (the default "
+                "on a terminal)");
   sub->add_option("--interval", o->interval, "time between --follow summaries (default 2s)");
   sub->add_option("--window", o->window,
                   "sliding window for rates, errors and quantiles (default 1m); shown when "

@@ -449,9 +449,11 @@ bool DriftCounts::Merge(const DriftCounts& other) {
     f.non_finite += o.non_finite;
   }
   dropped_values_ += other.dropped_values_;
-  for (const auto& [name, n] : other.unknown_) {
+  for (const auto& entry : other.unknown_) {
+    const std::string& name = entry.first;
+    const std::uint64_t n = entry.second;
     auto it = std::find_if(unknown_.begin(), unknown_.end(),
-                           [&](const auto& u) { return u.first == name; });
+                           [&name](const auto& u) { return u.first == name; });
     if (it != unknown_.end()) {
       it->second += n;
     } else if (unknown_.size() < kMaxDriftFeatures) {

@@ -342,6 +342,44 @@ if __name__ == "__main__":
     unittest.main()
 
 
+class DefaultMode(TempDirTest):
+    """Without --once or --follow: a live view on a terminal, one summary into a pipe."""
+
+    def test_live_on_a_terminal_summary_into_a_pipe(self):
+        import pty
+        log = self.path("serve.log")
+        make_log(log)
+        r = run("monitor", log)
+        self.assertEqual(r.returncode, EXIT_OK)
+        self.assertNotIn("\x1b[", r.stdout, "into a pipe: one plain summary")
+        self.assertEqual(r.stdout.count("3013 requests"), 1)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["TERM"] = "xterm"
+            os.environ.pop("NO_COLOR", None)
+            os.execv(DLSYS, [DLSYS, "monitor", log, "--interval", "20ms"])
+        out, deadline = b"", time.monotonic() + 60
+        try:
+            while out.count(b"\x1b[H") < 3 and time.monotonic() < deadline:
+                if select.select([fd], [], [], 1)[0]:
+                    out += os.read(fd, 65536)
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        self.assertGreaterEqual(out.count(b"\x1b[H"), 3, "frames redrawn in place: %r" % out[-300:])
+        self.assertIn(b"last 1m", out, "the live view shows the window")
+        self.assertEqual(os.waitstatus_to_exitcode(status), EXIT_OK)
+
+    def test_once_and_follow_exclude_each_other(self):
+        log = self.path("a.log")
+        with open(log, "w") as f:
+            f.write("{}\n")
+        r = run("monitor", log, "--once", "--follow")
+        self.assertEqual(r.returncode, EXIT_USAGE)
+        self.assertIn("exclude each other", r.stderr)
+
+
 class FollowPipe(TempDirTest):
     def test_follows_a_pipe_until_its_writer_closes_it(self):
         p = subprocess.Popen([DLSYS, "monitor", "--follow", "--interval", "20ms", "--json"],
