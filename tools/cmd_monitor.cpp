@@ -822,18 +822,6 @@ Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
     }
     so.where.emplace_back(w.substr(0, eq), w.substr(eq + 1));
   }
-  if (!o.compare.empty()) {
-    const std::size_t eq = o.compare.find('=');
-    const std::size_t comma = eq == std::string::npos ? eq : o.compare.find(',', eq);
-    if (eq == 0 || eq == std::string::npos || comma == std::string::npos || comma == eq + 1 ||
-        comma + 1 == o.compare.size() || o.compare.find(',', comma + 1) != std::string::npos ||
-        o.compare.substr(eq + 1, comma - eq - 1) == o.compare.substr(comma + 1)) {
-      return Fail(Code::kUsage, "--compare '" + o.compare + "' is not FIELD=STABLE,CANARY",
-                  {"e.g. --compare model_version=1.0.0,1.1.0 or --compare variant=stable,canary"});
-    }
-    const std::string field = o.compare.substr(0, eq);
-    if (std::find(so.by.begin(), so.by.end(), field) == so.by.end()) so.by.push_back(field);
-  }
   if (!o.level.empty()) {
     const auto level = log::ParseLevel(o.level);
     if (!level) {
@@ -856,6 +844,20 @@ Result<monitor::ScanOptions> ScanOptionsFrom(const Options& o) {
   return so;
 }
 
+// FIELD=STABLE,CANARY: three non-empty parts, two different arms.
+Result<CompareSpec> ParseCompare(const std::string& text) {
+  const std::size_t eq = text.find('=');
+  const std::size_t comma = eq == std::string::npos ? eq : text.find(',', eq);
+  if (eq == 0 || eq == std::string::npos || comma == std::string::npos || comma == eq + 1 ||
+      comma + 1 == text.size() || text.find(',', comma + 1) != std::string::npos ||
+      text.substr(eq + 1, comma - eq - 1) == text.substr(comma + 1)) {
+    return Fail(Code::kUsage, "--compare '" + text + "' is not FIELD=STABLE,CANARY",
+                {"e.g. --compare model_version=1.0.0,1.1.0 or --compare variant=stable,canary"});
+  }
+  return CompareSpec{text.substr(0, eq), text.substr(eq + 1, comma - eq - 1),
+                     text.substr(comma + 1)};
+}
+
 Result<Setup> SetupFrom(const Options& o) {
   Setup setup;
   DLSYS_ASSIGN_OR_RETURN(setup.scan, ScanOptionsFrom(o));
@@ -864,10 +866,11 @@ Result<Setup> SetupFrom(const Options& o) {
     setup.scan.fields.push_back(std::move(map));
   }
   if (!o.compare.empty()) {
-    const std::size_t eq = o.compare.find('=');
-    const std::size_t comma = o.compare.find(',', eq);
-    setup.compare = CompareSpec{o.compare.substr(0, eq), o.compare.substr(eq + 1, comma - eq - 1),
-                                o.compare.substr(comma + 1)};
+    DLSYS_ASSIGN_OR_RETURN(setup.compare, ParseCompare(o.compare));
+    auto& by = setup.scan.by;  // the arms are told apart by their field
+    if (std::find(by.begin(), by.end(), setup.compare->field) == by.end()) {
+      by.push_back(setup.compare->field);
+    }
   }
   if (!o.window.empty()) {
     const auto w = monitor::ParseDurationUs(o.window);
