@@ -10,9 +10,10 @@
 // fixed-size read buffers per thread and at most max_groups groups (further keys are counted
 // in one "(other)" group, named so in every key field).
 //
-// Plain files are split into byte ranges read by all cores (pread, no mmap: a file truncated
-// meanwhile is read short, not a SIGBUS); gzip and zstd files (by their magic bytes, e.g.
-// rotated logs) and "-" (stdin) are read as one stream.
+// Plain files are split into byte ranges read by all cores (large ones through a memory map;
+// one truncated meanwhile raises a SIGBUS that is caught, and is read again with pread); gzip
+// and zstd files (by their magic bytes, e.g. rotated logs) and "-" (stdin) are read as one
+// stream.
 #pragma once
 
 #include <cstdint>
@@ -81,6 +82,10 @@ struct ScanOptions {
   // Filter mode: every line that passes the filters (requests and other records) is handed
   // over as read, in file order; the scan then uses one thread.
   std::function<void(std::string_view line)> on_record;
+  // Plain files at least this big are read through a memory map (no copy into read buffers);
+  // if one shrinks meanwhile it is read again with pread. Tests lower it.
+  std::uint64_t map_min_bytes = 16 << 20;
+  std::function<void()> on_mapped;  // tests: called once a file is mapped, before it is read
 };
 
 // One tick of a group: what was counted from the records stamped in

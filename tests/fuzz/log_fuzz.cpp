@@ -1,5 +1,6 @@
 // Fuzzes dlsys monitor's log reader (logs are hostile input): the data is a log file, summarized
-// by one thread and again split into many small byte ranges read by three threads.
+// by one thread reading blocks with pread, and again split into many small byte ranges read by
+// three threads through a memory map.
 //
 // Invariants: the two summaries are identical (a line belongs to the range it starts in,
 // whatever the split), every line is a request, another record, filtered out or bad, and
@@ -41,9 +42,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   one.by = {"model", "status"};
   one.max_line_bytes = 512;
   one.max_groups = 8;
+  one.map_min_bytes = UINT64_MAX;  // read in blocks with pread
   dlsys::monitor::ScanOptions many = one;
   many.threads = 3;
   many.min_range_bytes = 16;
+  many.map_min_bytes = 0;  // through a memory map
   auto a = dlsys::monitor::Scan({path}, one);
   auto b = dlsys::monitor::Scan({path}, many);
   ::close(fd);

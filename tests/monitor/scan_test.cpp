@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <map>
@@ -124,12 +125,46 @@ TEST_F(ScanTest, BadLinesAreCountedAndNeverFatal) {
 
 TEST_F(ScanTest, LinesLongerThanAReadBlockAreBadAndTheNextLineStillCounts) {
   std::string log = Request("1.0.0", 200, 1, 1);
-  log += "{\"pad\":\"" + std::string(5 << 20, 'y') + "\"}\n";  // over the 4 MiB read block
+  log += "{\"pad\":\"" + std::string(5 << 20, 'y') + "\"}\n";  // over the read block
   log += Request("1.0.0", 200, 2, 1);
   log += std::string(6 << 20, 'z');  // and one at the end without a newline
-  const auto s = MustScan({Write("huge.log", log)});
-  EXPECT_EQ(s.requests, 2u);
-  EXPECT_EQ(s.bad_lines, 2u);
+  const std::string path = Write("huge.log", log);
+  for (const std::uint64_t map_min : {std::uint64_t{0}, UINT64_MAX}) {
+    SCOPED_TRACE(map_min == 0 ? "mapped" : "read in blocks");
+    ScanOptions o;
+    o.map_min_bytes = map_min;
+    const auto s = MustScan({path}, o);
+    EXPECT_EQ(s.requests, 2u);
+    EXPECT_EQ(s.bad_lines, 2u);
+  }
+}
+
+// A file truncated while it is mapped (copytruncate) raises SIGBUS on the pages past its new
+// end: caught, and the file is read again as it is now.
+TEST_F(ScanTest, AFileTruncatedWhileMappedIsReadAgainAsItIsNow) {
+  std::string log;
+  for (int i = 0; i < 20000; ++i) log += Request("1.0.0", 200, 1 + i % 7, 1);
+  const std::string path = Write("shrinking.log", log);
+  const std::size_t keep = log.size() / 4;  // cut back to the last whole line below
+  std::string kept = log.substr(0, keep);
+  kept = kept.substr(0, kept.rfind('\n') + 1);
+  ScanOptions o;
+  o.map_min_bytes = 0;
+  o.threads = 2;
+  o.min_range_bytes = 1;
+  bool truncated = false;
+  o.on_mapped = [&] {
+    truncated = ::truncate(path.c_str(), static_cast<off_t>(kept.size())) == 0;
+  };
+  const auto s = MustScan({path}, o);
+  ASSERT_TRUE(truncated);
+  ScanOptions plain;
+  plain.map_min_bytes = UINT64_MAX;
+  const auto expect = MustScan({Write("kept.log", kept)}, plain);
+  EXPECT_EQ(s.requests, expect.requests);
+  EXPECT_EQ(s.lines, expect.lines);
+  EXPECT_EQ(s.bytes, kept.size());
+  EXPECT_LT(s.requests, 20000u);
 }
 
 TEST_F(ScanTest, EveryThreadCountMatchesOneThreadExactly) {
@@ -144,14 +179,17 @@ TEST_F(ScanTest, EveryThreadCountMatchesOneThreadExactly) {
   const std::string path = Write("many.log", log);
   ScanOptions one;
   one.threads = 1;
+  one.map_min_bytes = UINT64_MAX;
   const auto base = MustScan({path}, one);
   EXPECT_EQ(base.requests, 3000u);
   EXPECT_EQ(base.bad_lines, 6u);
-  for (unsigned t : {2u, 3u, 7u, 16u}) {
-    SCOPED_TRACE("threads " + std::to_string(t));
+  for (unsigned t : {1u, 2u, 3u, 7u, 16u})
+  for (const std::uint64_t map_min : {std::uint64_t{0}, UINT64_MAX}) {
+    SCOPED_TRACE("threads " + std::to_string(t) + (map_min == 0 ? ", mapped" : ""));
     ScanOptions o;
     o.threads = t;
     o.min_range_bytes = 1000;
+    o.map_min_bytes = map_min;
     const auto s = MustScan({path}, o);
     EXPECT_EQ(s.threads, t);
     EXPECT_EQ(s.lines, base.lines);
