@@ -907,6 +907,10 @@ class SigbusGuard {
 bool ReadMapped(Counter& counter, const char* base, std::uint64_t size, std::uint64_t readable,
                 std::uint64_t begin, std::uint64_t end, char* tail) {
   constexpr std::size_t kPad = simdjson::SIMDJSON_PADDING;
+  // Pages read are dropped from the mapping every 8 MiB (they stay in the page cache), so the
+  // resident memory does not grow with the file; a page touched again is mapped again.
+  constexpr std::uint64_t kReleaseBytes = 8 << 20;
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   sigjmp_buf recover;
   if (sigsetjmp(recover, 1) != 0) {
     t_recover = nullptr;
@@ -920,7 +924,13 @@ bool ReadMapped(Counter& counter, const char* base, std::uint64_t size, std::uin
     const void* nl = std::memchr(base + begin - 1, '\n', size - (begin - 1));
     at = nl ? static_cast<std::uint64_t>(static_cast<const char*>(nl) - base) + 1 : size;
   }
+  std::uint64_t released = (begin + page - 1) / page * page;
   while (at < end && at < size) {
+    if (at >= released + kReleaseBytes) {
+      const std::uint64_t upto = at / page * page;
+      ::madvise(const_cast<char*>(base) + released, upto - released, MADV_DONTNEED);
+      released = upto;
+    }
     const void* nl = std::memchr(base + at, '\n', size - at);
     const std::uint64_t len =
         nl ? static_cast<std::uint64_t>(static_cast<const char*>(nl) - (base + at)) : size - at;
