@@ -1222,7 +1222,9 @@ int Run(Options o) {
 void RegisterMonitor(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<monitor_cmd::Options>();
   auto* sub = app.add_subcommand(
-      "monitor", "Summarize requests in JSON-lines logs: rate, errors, latency per model version");
+      "monitor",
+      "Model health from JSON-lines logs or a server's metrics: rate, errors, latency windows, "
+      "canary verdict, drift, alerts; a live view, a summary or an HTML report");
   sub->add_option("files", o->files,
                   "JSON-lines logs (plain, gzip or zstd; '-' = standard input, the default when "
                   "it is a pipe; ssh://[USER@]HOST[:PORT]/PATH = a remote log read through ssh)");
@@ -1271,6 +1273,8 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
   sub->add_option("--trust", o->trust,
                   "trusted public key (KEY.pub) or a directory of *.pub, for --baseline ARCHIVE "
                   "(repeatable)");
+sub->add_flag("--allow-unsigned", o->allow_unsigned,
+                "accept a --baseline archive that is unsigned or not signed by a trusted key");
   sub->add_option("--report", o->report,
                   "also write a self-contained HTML page (inline SVG charts, no scripts, no "
                   "network): latency and throughput over time, canary verdict, drift, alerts")
@@ -1279,8 +1283,7 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
                   "scrape a running dlsys serve's Prometheus metrics every --interval instead of "
                   "reading logs: rates and quantiles as PromQL computes them")
       ->type_name("http://HOST:PORT/metrics");
-  sub->add_flag("--allow-unsigned", o->allow_unsigned,
-                "accept a --baseline archive that is unsigned or not signed by a trusted key");
+
   sub->add_flag("--json", o->json,
                 "print JSON (schemas/monitor-summary.schema.json), also on failure");
   sub->footer(
