@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,10 +26,20 @@
 #include "monitor/remote.h"
 #include "monitor/report.h"
 #include "monitor_url.h"
+#include "monitor_view.h"
 #include "monitor/scan.h"
 
 namespace dlsys::cli {
 namespace monitor_cmd {
+
+using monitor_view::FitToTerminal;
+using monitor_view::Fixed;
+using monitor_view::InPlace;
+using monitor_view::LocaleIsUtf8;
+using monitor_view::Ms;
+using monitor_view::Table;
+using monitor_view::TermIsDumb;
+using monitor_view::TerminalSize;
 
 struct Options {
   std::vector<std::string> files;
@@ -75,87 +84,6 @@ struct Setup {
   // Drift (--baseline): the reference every scan thread's DriftCounts count against.
   std::shared_ptr<const monitor::DriftBaseline> baseline;
 };
-
-// A frame that replaces the previous one without flicker: cursor home, each line overwritten
-// and cleared to its end, then everything below cleared; written with one write().
-std::string InPlace(const std::string& frame) {
-  std::string out = "\x1b[H";
-  std::size_t at = 0;
-  while (at < frame.size()) {
-    const std::size_t nl = std::min(frame.find('\n', at), frame.size());
-    out.append(frame, at, nl - at);
-    out += "\x1b[K\n";
-    at = nl + 1;
-  }
-  return out + "\x1b[J";
-}
-
-bool TermIsDumb() {
-  const char* term = std::getenv("TERM");
-  return term == nullptr || std::string_view(term) == "dumb" || std::getenv("NO_COLOR") != nullptr;
-}
-
-// Whether the terminal takes UTF-8: the first of LC_ALL, LC_CTYPE, LANG that is set names it
-// (as the C library would resolve the locale); "C"/"POSIX" or nothing set means ASCII.
-bool LocaleIsUtf8() {
-  for (const char* name : {"LC_ALL", "LC_CTYPE", "LANG"}) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') continue;
-    std::string s(v);
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s.find("utf-8") != std::string::npos || s.find("utf8") != std::string::npos;
-  }
-  return false;
-}
-
-// Terminal size (columns, rows); 0 when unknown.
-std::pair<int, int> TerminalSize() {
-  winsize ws{};
-  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0) return {0, 0};
-  return {ws.ws_col, ws.ws_row};
-}
-
-// The frame fitted to the terminal: lines cut at the width (a wrapped line would break the
-// in-place redraw) and at most rows - 1 lines, the last saying how many were left out.
-std::string FitToTerminal(const std::string& frame, int cols, int rows) {
-  if (cols <= 0 || rows <= 1) return frame;
-  std::vector<std::string> lines;
-  for (std::size_t at = 0; at < frame.size();) {
-    const std::size_t nl = std::min(frame.find('\n', at), frame.size());
-    lines.push_back(frame.substr(at, nl - at));
-    at = nl + 1;
-  }
-  std::string out;
-  const auto max_lines = static_cast<std::size_t>(rows - 1);
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    std::string line = lines[i];
-    const bool last = i + 1 == max_lines && lines.size() > max_lines;
-    if (last) {
-      line = "(" + std::to_string(lines.size() - i) +
-             " more lines: enlarge the terminal, or use --by/--where, or --json)";
-    }
-    out += core::CharCount(line) > static_cast<std::size_t>(cols)
-               ? core::Truncate(line, static_cast<std::size_t>(cols))
-               : line;
-    out += '\n';
-    if (last) break;
-  }
-  return out;
-}
-
-std::string Fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-// Milliseconds with three significant digits or more: 0.152, 12.6, 1234.
-std::string Ms(double v) {
-  if (v < 10) return Fixed(v, 3);
-  if (v < 100) return Fixed(v, 2);
-  if (v < 1000) return Fixed(v, 1);
-  return Fixed(v, 0);
-}
 
 std::string Bytes(std::uint64_t n) {
   if (n >= 1000000000) return Fixed(static_cast<double>(n) / 1e9, 2) + " GB";
@@ -255,29 +183,6 @@ std::string RenderAlertsText(const std::vector<monitor::FiredAlert>& fired) {
   for (const auto& a : fired) {
     out += "ALERT " + core::TerminalSafe(a.rule) + ": " + AlertSubject(a) + " (" +
            Fixed(a.value, 4) + ")\n";
-  }
-  return out;
-}
-
-// Left-aligned key columns, right-aligned numbers, two spaces between.
-std::string Table(const std::vector<std::vector<std::string>>& rows, std::size_t key_columns) {
-  if (rows.empty()) return "";
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], core::CharCount(r[i]));
-    }
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
-      const std::size_t pad = width[i] - core::CharCount(r[i]);
-      line += i < key_columns ? r[i] + std::string(pad, ' ') : std::string(pad, ' ') + r[i];
-      line += i + 1 < r.size() ? "  " : "";
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
   }
   return out;
 }
@@ -1273,7 +1178,7 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
   sub->add_option("--trust", o->trust,
                   "trusted public key (KEY.pub) or a directory of *.pub, for --baseline ARCHIVE "
                   "(repeatable)");
-sub->add_flag("--allow-unsigned", o->allow_unsigned,
+  sub->add_flag("--allow-unsigned", o->allow_unsigned,
                 "accept a --baseline archive that is unsigned or not signed by a trusted key");
   sub->add_option("--report", o->report,
                   "also write a self-contained HTML page (inline SVG charts, no scripts, no "

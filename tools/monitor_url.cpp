@@ -1,5 +1,6 @@
 // dlsys monitor --url: the per model version view of a running server, from its /metrics.
 #include "monitor_url.h"
+#include "monitor_view.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@ namespace dlsys::cli::monitor_url {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using monitor_view::Fixed;
 
 // At most this many scrapes in a window (a point per series each), so memory stays bounded.
 constexpr std::int64_t kMaxScrapesPerWindow = 10000;
@@ -101,19 +103,8 @@ nlohmann::json Number(double v) {
 
 nlohmann::json Ms(double seconds) { return Number(seconds * 1e3); }
 
-std::string Fixed(double v, int digits) {
-  if (!std::isfinite(v)) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-// Milliseconds with three significant digits or more, as the log view shows them.
-std::string MsText(double seconds) {
-  if (!std::isfinite(seconds)) return "-";
-  const double v = seconds * 1e3;
-  return Fixed(v, v < 10 ? 3 : v < 100 ? 2 : v < 1000 ? 1 : 0);
-}
+// Milliseconds as the log view shows them, from seconds.
+std::string MsText(double seconds) { return monitor_view::Ms(seconds * 1e3); }
 
 struct Status {
   std::uint64_t scrapes = 0;
@@ -203,20 +194,7 @@ std::string RenderText(const Settings& s, const monitor::PromSummary& sum, const
     r.push_back(Fixed(g.total.queue_depth, 0));
     rows.push_back(std::move(r));
   }
-  std::vector<std::size_t> width(head.size(), 0);
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], core::CharCount(r[i]));
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      const std::size_t pad = width[i] - core::CharCount(r[i]);
-      line += i < s.groups.by.size() ? r[i] + std::string(pad, ' ') : std::string(pad, ' ') + r[i];
-      line += i + 1 < r.size() ? "  " : "";
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
+  out += monitor_view::Table(rows, s.groups.by.size());
   if (sum.groups_capped) {
     out += "(more than " + std::to_string(s.groups.max_groups) + " groups: the rest not shown)\n";
   }
@@ -226,24 +204,7 @@ std::string RenderText(const Settings& s, const monitor::PromSummary& sum, const
 }
 
 bool TerminalRedraw(bool json) {
-  const char* term = std::getenv("TERM");
-  const bool dumb = term == nullptr || std::string_view(term) == "dumb" ||
-                    std::getenv("NO_COLOR") != nullptr;
-  return !json && ::isatty(STDOUT_FILENO) && !dumb;
-}
-
-// Cursor home, each line overwritten and cleared to its end, the rest cleared (as the log
-// view's --follow redraws).
-std::string Redrawn(const std::string& frame) {
-  std::string out = "\x1b[H";
-  std::size_t at = 0;
-  while (at < frame.size()) {
-    const std::size_t nl = std::min(frame.find('\n', at), frame.size());
-    out.append(frame, at, nl - at);
-    out += "\x1b[K\n";
-    at = nl + 1;
-  }
-  return out + "\x1b[J";
+  return !json && ::isatty(STDOUT_FILENO) && !monitor_view::TermIsDumb();
 }
 
 void Write(const std::string& out) {
@@ -295,7 +256,7 @@ int Follow(const Settings& s, bool json) {
     const auto render = [&] {
       const auto summary = window.Summarize(s.groups);
       std::string out = json ? RenderJsonLine(s, summary, st, false) : RenderText(s, summary, st);
-      if (redraw) out = Redrawn(out);
+      if (redraw) out = monitor_view::InPlace(out);
       if (!json && !redraw) out += "\n";
       Write(out);
     };

@@ -329,6 +329,29 @@ struct Frame {
 
 std::string Coord(double v) { return Fixed(v, 1); }
 
+// The value axis of a chart: horizontal grid lines at the scale's steps, their labels left of
+// the plot, and the rotated axis title (already escaped).
+template <typename YOf>
+void AppendValueAxis(std::string& out, const Frame& f, double pw, double ph, const Scale& ys,
+                     const YOf& y_of, std::string_view title) {
+  out += "<g class=\"grid\">";
+  std::string labels;
+  for (int i = 0; i <= 40; ++i) {
+    const double v = ys.lo + i * ys.step;
+    if (v > ys.hi + ys.step * 1e-6) break;
+    const std::string y = Coord(y_of(v));
+    out += "<line x1=\"" + Coord(f.left) + "\" x2=\"" + Coord(f.left + pw) + "\" y1=\"" + y +
+           "\" y2=\"" + y + "\"/>";
+    labels += "<text x=\"" + Coord(f.left - 6) + "\" y=\"" + y + "\" dy=\"0.32em\">" +
+              TickLabel(v, ys.step) + "</text>";
+  }
+  out += "</g><g class=\"tick y\">" + labels + "</g>";
+  out += "<text class=\"axis-title\" transform=\"translate(13 " + Coord(f.top + ph / 2) +
+         ") rotate(-90)\">";
+  out += title;
+  out += "</text>";
+}
+
 void AppendLegend(std::string& out, const std::vector<Line>& lines) {
   if (lines.size() < 2) return;
   out += "<ul class=\"legend\">";
@@ -381,21 +404,7 @@ void AppendLineChart(std::string& out, const LineChart& chart, int& next_id) {
     v = std::clamp(v, -kMaxPlotted, kMaxPlotted);
     return f.top + ph * (1 - (v - ys.lo) / (ys.hi - ys.lo));
   };
-  // Grid and value ticks.
-  out += "<g class=\"grid\">";
-  std::string labels;
-  for (int i = 0; i <= 40; ++i) {
-    const double v = ys.lo + i * ys.step;
-    if (v > ys.hi + ys.step * 1e-6) break;
-    const std::string y = Coord(y_of(v));
-    out += "<line x1=\"" + Coord(f.left) + "\" x2=\"" + Coord(f.left + pw) + "\" y1=\"" + y +
-           "\" y2=\"" + y + "\"/>";
-    labels += "<text x=\"" + Coord(f.left - 6) + "\" y=\"" + y + "\" dy=\"0.32em\">" +
-              TickLabel(v, ys.step) + "</text>";
-  }
-  out += "</g><g class=\"tick y\">" + labels + "</g>";
-  out += "<text class=\"axis-title\" transform=\"translate(13 " + Coord(f.top + ph / 2) +
-         ") rotate(-90)\">" + chart.y_label + "</text>";
+  AppendValueAxis(out, f, pw, ph, ys, y_of, chart.y_label);
   // Time ticks.
   out += "<g class=\"tick x\">";
   if (drawn > 0) {
@@ -912,20 +921,8 @@ void AppendDriftChart(std::string& out, const ReportDrift& f, int& next_id) {
       std::to_string(id) + "t\"><title id=\"d" + std::to_string(id) + "t\">Distribution of " +
       Text(f.feature, 60) +
       ": baseline against current, share "
-      "of each sample per bin</title><g class=\"grid\">";
-  std::string labels;
-  for (int i = 0; i <= 40; ++i) {
-    const double v = ys.lo + i * ys.step;
-    if (v > ys.hi + ys.step * 1e-6) break;
-    const std::string y = Coord(y_of(v));
-    out += "<line x1=\"" + Coord(fr.left) + "\" x2=\"" + Coord(fr.left + pw) + "\" y1=\"" + y +
-           "\" y2=\"" + y + "\"/>";
-    labels += "<text x=\"" + Coord(fr.left - 6) + "\" y=\"" + y + "\" dy=\"0.32em\">" +
-              TickLabel(v, ys.step) + "</text>";
-  }
-  out += "</g><g class=\"tick y\">" + labels + "</g>";
-  out += "<text class=\"axis-title\" transform=\"translate(13 " + Coord(fr.top + ph / 2) +
-         ") rotate(-90)\">share of sample (%)</text>";
+      "of each sample per bin</title>";
+  AppendValueAxis(out, fr, pw, ph, ys, y_of, "share of sample (%)");
   if (n == 0) {
     out += "<text class=\"empty\" x=\"" + Coord(fr.left + pw / 2) + "\" y=\"" +
            Coord(fr.top + ph / 2) + "\">no data</text>";

@@ -362,3 +362,65 @@ class Serve:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=60)
+
+
+class MonitorSnapshots:
+    """A running `dlsys monitor ARGS` that prints JSON-lines snapshots (--follow --json): a
+    thread reads them as they come; wait_for() returns the first that holds (each validated
+    against the schema) within a deadline, never by sleeping. Killed at cleanup if running."""
+
+    def __init__(self, test, args, env=None):
+        import queue
+        import threading
+        self.test = test
+        self.proc = subprocess.Popen([DLSYS, "monitor", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        p = self.proc
+        test.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.stdout.close(),
+                                 p.stderr.close()))
+        self.lines = queue.Queue()
+
+        def pump():
+            for line in p.stdout:
+                self.lines.put(line)
+            self.lines.put(None)
+        threading.Thread(target=pump, daemon=True).start()
+
+    def _next(self, deadline):
+        import queue
+        try:
+            line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        if line is None:
+            return None
+        try:
+            snapshot = json.loads(line)
+        except json.JSONDecodeError:
+            self.test.fail("not a JSON-lines snapshot: %r; stderr: %s" % (line, self.proc.stderr.read()))
+        validate(snapshot, "monitor-summary.schema.json")
+        return snapshot
+
+    def wait_for(self, pred, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            snapshot = self._next(deadline)
+            if snapshot is None:
+                break
+            last = snapshot
+            if pred(last):
+                return last
+        self.test.fail("never saw %s; last snapshot: %s; exit %s" % (what, last, self.proc.poll()))
+
+    def stop(self, timeout=60):
+        """SIGTERM; asserts exit 0 and returns the snapshots printed since the last wait_for."""
+        import signal
+        self.proc.send_signal(signal.SIGTERM)
+        self.test.assertEqual(self.proc.wait(timeout=timeout), EXIT_OK, self.proc.stderr.read())
+        rest, deadline = [], time.monotonic() + timeout
+        while True:
+            snapshot = self._next(deadline)
+            if snapshot is None:
+                return rest
+            rest.append(snapshot)

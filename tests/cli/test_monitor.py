@@ -6,8 +6,8 @@ import os
 import subprocess
 import unittest
 
-from clitest import (DLSYS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Serve,
-                     TempDirTest, make_model, run, validate)
+from clitest import (DLSYS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, MonitorSnapshots,
+                     Serve, TempDirTest, make_model, run, validate)
 
 SPEC = """\
 name: mlp16
@@ -174,57 +174,26 @@ class Follow(TempDirTest):
     """--follow on a file that grows, is rotated and truncated, read through JSON snapshots."""
 
     def start(self, log):
-        import queue
-        import threading
-        p = subprocess.Popen([DLSYS, "monitor", log, "--follow", "--interval", "20ms", "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (p.kill(), p.wait(), p.stdout.close(), p.stderr.close()))
-        lines = queue.Queue()
-
-        def pump():
-            for line in p.stdout:
-                lines.put(line)
-            lines.put(None)
-        threading.Thread(target=pump, daemon=True).start()
-        return p, lines
-
-    def wait_for(self, lines, pred, what):
-        """Reads snapshots until pred(snapshot) holds (bounded: 60 s); returns it."""
-        import queue
-        import time
-        deadline = time.monotonic() + 60
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            last = json.loads(line)
-            validate(last, "monitor-summary.schema.json")
-            if pred(last):
-                return last
-        self.fail("never saw %s; last snapshot: %s" % (what, last))
+        return MonitorSnapshots(self, [log, "--follow", "--interval", "20ms", "--json"])
 
     def test_growth_partial_lines_rotation_truncation_and_stop(self):
         log = self.path("serve.log")
         with open(log, "w") as f:
             f.writelines(request_line(i) for i in range(5))
-        p, lines = self.start(log)
-        self.wait_for(lines, lambda s: s["requests"] == 5, "the existing 5 requests")
+        m = self.start(log)
+        m.wait_for(lambda s: s["requests"] == 5, "the existing 5 requests")
         with open(log, "a") as f:
             f.writelines(request_line(i) for i in range(5, 12))
-        self.wait_for(lines, lambda s: s["requests"] == 12, "12 requests after appending")
+        m.wait_for(lambda s: s["requests"] == 12, "12 requests after appending")
         # A line in flight waits for its newline.
         with open(log, "a") as f:
             f.write('{"status":503,"latency_ms":2')
         size = os.path.getsize(log)
-        s = self.wait_for(lines, lambda s: s["bytes"] == size, "the partial line read")
+        s = m.wait_for(lambda s: s["bytes"] == size, "the partial line read")
         self.assertEqual(s["requests"], 12)
         with open(log, "a") as f:
             f.write('.5}\n')
-        s = self.wait_for(lines, lambda s: s["requests"] == 13, "the completed line")
+        s = m.wait_for(lambda s: s["requests"] == 13, "the completed line")
         self.assertEqual(s["groups"][-1]["status_5xx"], 1)
         # Rotation: the old file gets two more lines (and a last one without a newline)
         # before the new one appears; all are counted, then the new file from its start.
@@ -234,22 +203,15 @@ class Follow(TempDirTest):
             f.write(request_line(15).rstrip("\n"))
         with open(log, "w") as f:
             f.writelines(request_line(i) for i in range(16, 19))
-        s = self.wait_for(lines, lambda s: s["requests"] == 19, "19 requests across the rotation")
+        s = m.wait_for(lambda s: s["requests"] == 19, "19 requests across the rotation")
         self.assertEqual(s["follow"]["rotations"], 1)
         # Truncation: counted lines stay counted; the file is read again from 0.
         os.truncate(log, 0)
-        self.wait_for(lines, lambda s: s["follow"]["truncations"] == 1, "the truncation")
+        m.wait_for(lambda s: s["follow"]["truncations"] == 1, "the truncation")
         with open(log, "a") as f:
             f.writelines(request_line(i) for i in range(19, 23))
-        self.wait_for(lines, lambda s: s["requests"] == 23, "23 requests after the truncation")
-        p.terminate()
-        self.assertEqual(p.wait(timeout=60), EXIT_OK, p.stderr.read())
-        snapshots = []
-        while True:
-            line = lines.get(timeout=60)
-            if line is None:
-                break
-            snapshots.append(json.loads(line))
+        m.wait_for(lambda s: s["requests"] == 23, "23 requests after the truncation")
+        snapshots = m.stop()
         self.assertEqual(snapshots[-1]["requests"], 23, "a last snapshot on SIGTERM")
 
     def test_a_terminal_gets_frames_redrawn_in_place(self):

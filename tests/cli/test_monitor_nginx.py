@@ -6,18 +6,14 @@ and --follow must pick up requests made while it runs."""
 import datetime
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import components
-from clitest import DLSYS, EXIT_OK, TempDirTest, validate
+from clitest import DLSYS, EXIT_OK, MonitorSnapshots, TempDirTest, validate
 
 FIELDS = ["--field", "status=status", "--field", "latency_ms=request_time*1000",
           "--field", "@timestamp=@timestamp"]
@@ -116,33 +112,9 @@ class NginxAccessLog(TempDirTest):
         with components.nginx_json(self.dir) as n:
             assert n.get("/ok")[0] == 200
             n.wait_logged(1)
-            p = subprocess.Popen([DLSYS, "monitor", n.access_log, *FIELDS, "--by", "uri",
-                                  "--follow", "--interval", "20ms", "--json"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.stdout.close(),
-                                     p.stderr.close()))
-            lines = queue.Queue()
-
-            def pump():
-                for line in p.stdout:
-                    lines.put(line)
-                lines.put(None)
-            threading.Thread(target=pump, daemon=True).start()
-
-            def wait_for(pred, what):
-                deadline = time.monotonic() + 60
-                last = None
-                while time.monotonic() < deadline:
-                    try:
-                        line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if line is None:
-                        break
-                    last = json.loads(line)
-                    if pred(last):
-                        return last
-                self.fail(f"never saw {what}; last snapshot: {last}; exit {p.poll()}")
+            m = MonitorSnapshots(self, [n.access_log, *FIELDS, "--by", "uri", "--follow",
+                                        "--interval", "20ms", "--json"])
+            wait_for = m.wait_for
 
             def uri(s, u):
                 return next((g for g in s["groups"] if g["key"]["uri"] == u), None)
@@ -154,9 +126,7 @@ class NginxAccessLog(TempDirTest):
             s = wait_for(lambda s: s["requests"] == 7, "7 requests")
             self.assertEqual(uri(s, "/err")["status_5xx"], 5)
             self.assertGreaterEqual(uri(s, "/slow")["latency_ms"]["max"], 50)
-            validate(s, "monitor-summary.schema.json")
-            p.send_signal(signal.SIGTERM)
-            self.assertEqual(p.wait(timeout=60), EXIT_OK, p.stderr.read())
+            m.stop()
 
 
 class Harness(TempDirTest):

@@ -6,20 +6,17 @@ key, no ssh client, a bad URL, and hostile paths that must never run anything.""
 import json
 import os
 import pwd
-import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import components
-from clitest import (DLSYS, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TempDirTest,
-                     validate)
+from clitest import (DLSYS, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
+                     MonitorSnapshots, TempDirTest, validate)
 
 # Fields of a summary that describe the run, not the log.
 RUN_FIELDS = ("seconds", "threads", "inputs")
@@ -139,37 +136,9 @@ class Remote(TempDirTest):
         log = self.path("serve.log")
         write_log(log, [request_line(i) for i in range(5)])
         env = dict(os.environ, **self.ssh.env)
-        p = subprocess.Popen([DLSYS, "monitor", self.ssh.url(log), "--follow", "--interval",
-                              "20ms", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
-        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.stdout.close(),
-                                 p.stderr.close()))
-        lines = queue.Queue()
-
-        def pump():
-            for line in p.stdout:
-                lines.put(line)
-            lines.put(None)
-        threading.Thread(target=pump, daemon=True).start()
-
-        def wait_for(pred, what):
-            deadline = time.monotonic() + 60
-            last = None
-            while time.monotonic() < deadline:
-                try:
-                    line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if line is None:
-                    break
-                try:
-                    last = json.loads(line)
-                except json.JSONDecodeError:
-                    self.fail(f"not a JSON-lines snapshot: {line!r}; stderr: {p.stderr.read()}")
-                if pred(last):
-                    validate(last, "monitor-summary.schema.json")
-                    return last
-            self.fail(f"never saw {what}; last snapshot: {last}; exit {p.poll()}")
+        m = MonitorSnapshots(self, [self.ssh.url(log), "--follow", "--interval", "20ms",
+                                    "--json"], env=env)
+        wait_for = m.wait_for
 
         wait_for(lambda s: s["requests"] == 5, "the 5 requests already in the file")
         self.assertTrue(self.remote_processes(log), "a remote tail follows the file")
@@ -179,14 +148,7 @@ class Remote(TempDirTest):
         os.rename(log, log + ".1")
         write_log(log, [request_line(i) for i in range(12, 20)])
         wait_for(lambda s: s["requests"] == 20, "20 requests across the rotation")
-        p.send_signal(signal.SIGTERM)
-        self.assertEqual(p.wait(timeout=60), EXIT_OK, p.stderr.read())
-        rest = []
-        while True:
-            line = lines.get(timeout=60)
-            if line is None:
-                break
-            rest.append(json.loads(line))
+        rest = m.stop()
         self.assertTrue(rest, "a last snapshot on SIGTERM")
         self.assertEqual(rest[-1]["requests"], 20)
         # Nothing is left running on the remote host once the connection is gone.
