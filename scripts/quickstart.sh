@@ -3,8 +3,9 @@
 # installs dependencies, builds dlsys, exports an example model, then
 # keygen -> pack -> inspect -> verify -> probe -> verify --target --smoke
 # (and shows a tampered and a non-canonical archive failing), then serves the archive
-# (KServe v2 on 127.0.0.1), queries it with curl, reads its Prometheus metrics and summarizes
-# its JSON log with dlsys monitor.
+# through a deploy registry (push, promote; KServe v2 on 127.0.0.1), queries it with curl,
+# reads its Prometheus metrics, rolls a second version out as a 30% canary live, and
+# summarizes the JSON log with dlsys monitor (per version, and canary against stable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -39,8 +40,12 @@ set +e
 "$DLSYS" verify appended.dlsys --trust release.key.pub
 echo "exit code: $?"
 set -e
-echo; echo "# serve the archive on 127.0.0.1 (a free port), ask it for a prediction, read its metrics"
-"$DLSYS" serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 \
+echo; echo "# store the archive in a deploy registry (verified, content-addressed) and promote it"
+export DLSYS_REGISTRY=$WORK/registry
+step "$DLSYS" deploy push iris-mlp-1.0.0.dlsys --trust release.key.pub
+step "$DLSYS" deploy promote iris-mlp 1.0.0 --env dev --reason "first release"
+echo; echo "# serve what 'dev' routes to on 127.0.0.1 (a free port), ask it for a prediction, read its metrics"
+"$DLSYS" serve --env dev --trust release.key.pub --port 0 --registry-poll-ms 100 \
   --log-format json --log-file serve.log > serve.out 2> serve.err &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true' EXIT
@@ -49,16 +54,40 @@ for _ in $(seq 600); do   # the ready line appears once the model is verified, l
   kill -0 "$SERVER" 2>/dev/null || { cat serve.err serve.log; exit 1; }
   sleep 0.1
 done
-printf '\n\033[1m$ dlsys serve iris-mlp-1.0.0.dlsys --trust release.key.pub --port 0 --log-format json --log-file serve.log &\033[0m\n'
+printf '\n\033[1m$ dlsys serve --env dev --trust release.key.pub --port 0 --log-format json --log-file serve.log &\033[0m\n'
 cat serve.out
 URL=$(sed -n 's/^dlsys serve: ready on \(http[^ ]*\).*/\1/p' serve.out)
 step curl -s "$URL/v2/models/iris-mlp"
 echo
-step curl -s "$URL/v2/models/iris-mlp/infer" -d '{"id":"q1","inputs":[{"name":"x","datatype":"FP32","shape":[2,4],"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}'
+step curl -s -D - "$URL/v2/models/iris-mlp/infer" -d '{"id":"q1","inputs":[{"name":"x","datatype":"FP32","shape":[2,4],"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}'
 echo
 printf '\n\033[1m$ curl -s %s/metrics | grep ...\033[0m\n' "$URL"
 curl -s "$URL/metrics" | grep -E '^dlsys_inference_(request_success_total|request_failure_total.*bad_input|count_total|exec_count_total|request_duration_seconds_(count|sum))'
-for i in $(seq 20); do   # a little traffic for the monitor: 20 predictions, one bad request
+
+echo; echo "# a new version as a 30% canary: the server loads, verifies and warms it, then switches, live"
+sed 's/^version: 1.0.0$/version: 1.1.0/' dlsys.yaml > dlsys-1.1.0.yaml
+step "$DLSYS" pack best_model_final_v7.pt --spec dlsys-1.1.0.yaml --key release.key -o iris-mlp-1.1.0.dlsys
+step "$DLSYS" deploy push iris-mlp-1.1.0.dlsys --trust release.key.pub
+step "$DLSYS" deploy promote iris-mlp 1.1.0 --env dev --strategy canary --weight 30 --reason "try 1.1.0"
+generation=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["generation"])' "$DLSYS_REGISTRY/registry.json")
+for _ in $(seq 600); do   # wait until the server logged that it serves this generation
+  /usr/bin/python3 - "$generation" <<'PY' && break
+import json, sys
+want = int(sys.argv[1])
+for line in open("serve.log"):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("event") == "serve.deploy" and r.get("generation", 0) >= want:
+        sys.exit(0)
+sys.exit(1)
+PY
+  kill -0 "$SERVER" 2>/dev/null || { cat serve.err serve.log; exit 1; }
+  sleep 0.1
+done
+step "$DLSYS" deploy status
+for i in $(seq 40); do   # a little traffic for the monitor: 40 predictions, one bad request
   curl -s -o /dev/null "$URL/v2/models/iris-mlp/infer" -d '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}'
 done
 curl -s -o /dev/null "$URL/v2/models/iris-mlp/infer" -d '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]}'
@@ -70,4 +99,8 @@ echo; echo "# summarize the log per model version: rate, errors, latency quantil
 echo "# (on a terminal without --once, dlsys monitor is a live view; docs/monitoring.md)"
 step "$DLSYS" monitor serve.log --once --report monitor.html
 echo "report: $WORK/monitor.html (self-contained: open it in any browser)"
+echo; echo "# is the canary worse than stable? (error rate and latency, with the requests still needed)"
+step "$DLSYS" monitor serve.log --once --where url.path=/v2/models/iris-mlp/infer --by variant --compare variant=stable,canary
+echo; echo "# the audit history of every change (docs/deploy.md: finalize, rollback, A/B, shadow, blue-green)"
+step "$DLSYS" deploy history
 echo; echo "quickstart done: artefacts in $WORK"

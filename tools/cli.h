@@ -51,6 +51,10 @@ sigset_t BlockStopSignals();
 // flag and what to give instead.
 // Refuses an explicitly empty value: `hint` says what to give, e.g. "a profile file or 'local'".
 CLI::Validator NonEmpty(std::string hint);
+// --trust KEY.pub|DIR (repeatable, one value per flag, so an archive may follow it) with
+// `trust_help` after the common text, and --allow-unsigned described by `allow_help`.
+void AddTrustOptions(CLI::App* sub, std::vector<std::string>& trust, bool& allow_unsigned,
+                     const std::string& trust_help, const std::string& allow_help);
 // A whole number in [lo, hi]; `hint` explains the range, e.g. "0 means all cores".
 CLI::Validator WholeNumberIn(unsigned lo, unsigned hi, std::string hint = "");
 
@@ -73,6 +77,7 @@ void RegisterInspect(CLI::App& app, RunFn& run);
 void RegisterVerify(CLI::App& app, RunFn& run);
 void RegisterProbe(CLI::App& app, RunFn& run);
 void RegisterServe(CLI::App& app, RunFn& run);
+void RegisterDeploy(CLI::App& app, RunFn& run);
 void RegisterMonitor(CLI::App& app, RunFn& run);
 
 }  // namespace dlsys::cli

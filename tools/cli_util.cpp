@@ -69,6 +69,16 @@ CLI::Validator NonEmpty(std::string hint) {
       "", "NonEmpty");
 }
 
+void AddTrustOptions(CLI::App* sub, std::vector<std::string>& trust, bool& allow_unsigned,
+                     const std::string& trust_help, const std::string& allow_help) {
+  sub->add_option("--trust", trust,
+                  "trusted public key (KEY.pub) or a directory of *.pub" + trust_help +
+                      " (repeatable: one value per --trust)")
+      ->check(NonEmpty("a public key file or a directory of *.pub"))
+      ->allow_extra_args(false);
+  sub->add_flag("--allow-unsigned", allow_unsigned, allow_help);
+}
+
 CLI::Validator WholeNumberIn(unsigned lo, unsigned hi, std::string hint) {
   return CLI::Validator(
       [lo, hi, hint](std::string& value) -> std::string {

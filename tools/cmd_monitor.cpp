@@ -657,13 +657,8 @@ Result<void> LoadBaseline(const Options& o, Setup& setup) {
     if (!o.baseline_window.empty()) {
       return Fail(Code::kUsage, "--baseline-window applies to a baseline log, not an archive");
     }
-    package::VerifyOptions v;
-    for (const auto& t : o.trust) {
-      if (auto added = v.trust.Add(t); !added) {
-        return tl::unexpected(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
-      }
-    }
-    v.allow_unsigned = o.allow_unsigned;
+    DLSYS_ASSIGN_OR_RETURN(package::VerifyOptions v,
+                           package::TrustOptions(o.trust, o.allow_unsigned));
     DLSYS_ASSIGN_OR_RETURN(auto baseline, monitor::BaselineFromArchive(o.baseline, v));
     setup.baseline = std::make_shared<const monitor::DriftBaseline>(std::move(baseline));
   } else {
@@ -1175,11 +1170,8 @@ void RegisterMonitor(CLI::App& app, RunFn& run) {
   sub->add_option("--baseline-window", o->baseline_window,
                   "only the baseline log's records stamped in [FROM, TO)")
       ->type_name("FROM/TO");
-  sub->add_option("--trust", o->trust,
-                  "trusted public key (KEY.pub) or a directory of *.pub, for --baseline ARCHIVE "
-                  "(repeatable)");
-  sub->add_flag("--allow-unsigned", o->allow_unsigned,
-                "accept a --baseline archive that is unsigned or not signed by a trusted key");
+  AddTrustOptions(sub, o->trust, o->allow_unsigned, ", for --baseline ARCHIVE",
+                  "accept a --baseline archive that is unsigned or not signed by a trusted key");
   sub->add_option("--report", o->report,
                   "also write a self-contained HTML page (inline SVG charts, no scripts, no "
                   "network): latency and throughput over time, canary verdict, drift, alerts")

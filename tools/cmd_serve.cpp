@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli.h"
+#include "deploy/registry.h"
 #include "log/log.h"
 #include "serve/config.h"
 #include "serve/server.h"
@@ -40,6 +41,9 @@ struct Options {
   std::optional<std::string> tls_key;
   std::optional<std::string> access_log;
   std::optional<double> log_sample_rate;
+  std::optional<std::string> registry;
+  std::optional<std::string> env;
+  std::optional<std::uint64_t> registry_poll_ms;
 };
 
 template <typename T>
@@ -84,10 +88,20 @@ int Run(const Options& o) {
   Apply(o.tls_key, config.tls_key);
   Apply(o.access_log, config.access_log);
   Apply(o.log_sample_rate, config.log_sample_rate);
+  Apply(o.registry, config.registry);
+  Apply(o.env, config.env);
+  Apply(o.registry_poll_ms, config.registry_poll_ms);
+  if (!config.env.empty() && config.registry.empty()) {
+    auto dir = deploy::DefaultRegistryDir();  // DLSYS_REGISTRY, else the user's data directory
+    if (!dir) return ReportError(dir.error());
+    config.registry = *dir;
+  }
   config.trust.insert(config.trust.end(), o.trust.begin(), o.trust.end());
   if (o.allow_unsigned) config.allow_unsigned = true;
 
-  log::Info("serve.start", "loading " + std::to_string(o.archives.size()) + " archive(s)")
+  log::Info("serve.start", config.registry.empty()
+                               ? "loading " + std::to_string(o.archives.size()) + " archive(s)"
+                               : "serving environment '" + config.env + "' of " + config.registry)
       .Str("url.domain", config.host)
       .Int("url.port", config.port)
       .Emit();
@@ -99,7 +113,13 @@ int Run(const Options& o) {
   std::fflush(stdout);
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  for (;;) {
+    sigwait(&stop_signals, &signal_number);
+    // Following a registry, SIGHUP checks it now; otherwise it stops the server like SIGTERM.
+    if (signal_number != SIGHUP || config.registry.empty()) break;
+    log::Info("serve.reload", "SIGHUP: checking the registry").Emit();
+    (*server)->Reload();
+  }
   std::fprintf(stderr, "dlsys serve: %s received, draining (grace period %llu ms)\n",
                strsignal(signal_number), static_cast<unsigned long long>(config.grace_period_ms));
   // A second signal while draining stops at once.
@@ -124,16 +144,24 @@ void RegisterServe(CLI::App& app, RunFn& run) {
       "serve", "Serve verified archives over HTTP (KServe v2 / Open Inference Protocol)");
   sub->add_option("archives", o->archives,
                   "the .dlsys archives to serve (several models and "
-                  "several versions of one model may be given)")
-      ->required();
+                  "several versions of one model may be given; or --env)");
+  sub->add_option("--env", o->env,
+                  "serve what this environment of the deploy registry routes to, and follow its "
+                  "changes live (dlsys deploy promote/rollback; docs/deploy.md)")
+      ->check(NonEmpty("an environment name such as production"));
+  sub->add_option("--registry", o->registry,
+                  "the deploy registry directory (default: $DLSYS_REGISTRY, else "
+                  "~/.local/share/dlsys/registry)")
+      ->check(NonEmpty("a registry directory, or leave the flag out"));
+  sub->add_option("--registry-poll-ms", o->registry_poll_ms,
+                  "how often the registry is checked for changes (default 500; SIGHUP checks "
+                  "at once)")
+      ->check(CLI::Range(10, 86400000));
   sub->add_option("--config", o->config_file,
                   "YAML settings file (schemas/serve-config.schema.json); flags override it")
       ->check(NonEmpty("a YAML file, or leave the flag out"));
-  sub->add_option("--trust", o->trust,
-                  "trusted public key (KEY.pub) or a directory of *.pub (repeatable)")
-      ->check(NonEmpty("a public key file or a directory of *.pub"));
-  sub->add_flag("--allow-unsigned", o->allow_unsigned,
-                "serve archives that are unsigned or not signed by a trusted key (development)");
+  AddTrustOptions(sub, o->trust, o->allow_unsigned, "",
+                  "serve archives that are unsigned or not signed by a trusted key (development)");
   sub->add_option("--host", o->host,
                   "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes "
                   "the server to the network)")
@@ -206,11 +234,16 @@ void RegisterServe(CLI::App& app, RunFn& run) {
       "Prints 'dlsys serve: ready on URL' on stdout once every model is loaded and warmed up.\n"
       "SIGTERM/SIGINT/SIGHUP: readiness turns 503, queued requests finish, exit 0 (a second "
       "signal\n"
-      "stops at once).\n"
+      "stops at once). With --env, SIGHUP re-reads the registry instead.\n"
+      "With --env ENV: serves the routes of ENV in the deploy registry (stable, canary, A/B,\n"
+      "shadow, blue-green), applies every 'dlsys deploy promote/finalize/rollback' live\n"
+      "(load + verify + warm, then switch, then drain), and answers with x-dlsys-model-version\n"
+      "and x-dlsys-arm headers (docs/deploy.md).\n"
       "Examples:\n"
       "  dlsys serve iris-mlp-1.0.0.dlsys --trust release.key.pub\n"
       "  dlsys serve mlp-1.0.0.dlsys mlp-1.1.0.dlsys --trust keys/ --port 9000 --max-batch-size "
       "32\n"
+      "  dlsys serve --registry /srv/dlsys --env production --trust release.key.pub\n"
       "  curl -s localhost:8080/v2/models/iris-mlp/infer \\\n"
       "    -d "
       "'{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[5.1,3.5,1.4,0."

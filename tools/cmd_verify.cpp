@@ -51,14 +51,10 @@ int Run(const Options& o) {
                           "' already exists; pass --force to replace it",
                       {}});
   }
-  package::VerifyOptions v;
-  v.allow_unsigned = o.allow_unsigned;
+  auto trusted = package::TrustOptions(o.trust, o.allow_unsigned);
+  if (!trusted) return fail(trusted.error());
+  package::VerifyOptions v = std::move(*trusted);
   v.threads = o.threads;
-  for (const auto& t : o.trust) {
-    if (auto added = v.trust.Add(t); !added) {
-      return fail(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
-    }
-  }
   if (o.target == "local") {
     auto profile = hw::ProbeLocal();
     if (!profile) return fail(profile.error());
@@ -130,11 +126,8 @@ void RegisterVerify(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<verify_cmd::Options>();
   auto* sub = app.add_subcommand("verify", "Prove an archive's integrity, signature and schema");
   sub->add_option("archive", o->archive, "the .dlsys archive")->required();
-  sub->add_option("--trust", o->trust,
-                  "trusted public key (KEY.pub) or a directory of *.pub (repeatable)")
-      ->check(NonEmpty("a public key file or a directory of *.pub"));
-  sub->add_flag("--allow-unsigned", o->allow_unsigned,
-                "accept unsigned archives or ones without a trusted key (reported as WARN)");
+  AddTrustOptions(sub, o->trust, o->allow_unsigned, "",
+                  "accept unsigned archives or ones without a trusted key (reported as WARN)");
   sub->add_flag("--json", o->json,
                 "print the report as JSON (schemas/verify-report.schema.json), also on failure");
   sub->add_option("--junit", o->junit, "also write a JUnit XML report to FILE (for CI systems)")

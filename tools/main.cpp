@@ -24,7 +24,7 @@ constexpr Subcommand kSubcommands[] = {
     {"keygen", dlsys::cli::RegisterKeygen},   {"pack", dlsys::cli::RegisterPack},
     {"inspect", dlsys::cli::RegisterInspect}, {"verify", dlsys::cli::RegisterVerify},
     {"probe", dlsys::cli::RegisterProbe},     {"serve", dlsys::cli::RegisterServe},
-    {"monitor", dlsys::cli::RegisterMonitor},
+    {"deploy", dlsys::cli::RegisterDeploy},   {"monitor", dlsys::cli::RegisterMonitor},
 };
 
 // The logging flags every command takes (docs/logging.md), before or after its name.

@@ -188,6 +188,13 @@ std::uint64_t WeightBytes(const runtime::ModelSummary& summary) {
   return (Sum(summary.parameters.bytes_by_dtype) + Sum(summary.buffers.bytes_by_dtype)).Saturated();
 }
 
+std::uint64_t MemoryNeedBytes(const manifest::Manifest& m, const Requirements& req) {
+  std::uint64_t weights = WeightBytes(m.model);
+  if (weights == 0 && req.measured) weights = req.measured->weights_bytes;
+  const std::uint64_t peak = req.measured ? req.measured->peak_memory_bytes : 0;
+  return std::max({req.min_memory_bytes.value_or(0), peak, weights});
+}
+
 namespace {
 
 Check CheckMemory(const manifest::Manifest& m, const Requirements& req, const TargetProfile& t) {
@@ -195,7 +202,7 @@ Check CheckMemory(const manifest::Manifest& m, const Requirements& req, const Ta
   if (weights == 0 && req.measured) weights = req.measured->weights_bytes;
   std::uint64_t peak = req.measured ? req.measured->peak_memory_bytes : 0;
   std::uint64_t declared = req.min_memory_bytes.value_or(0);
-  std::uint64_t need = std::max({declared, peak, weights});
+  std::uint64_t need = MemoryNeedBytes(m, req);
 
   std::string why;
   if (req.min_memory_bytes && declared >= peak && declared >= weights) {

@@ -53,6 +53,11 @@ struct Requirements {
 // small number that would pass. (manifest::Parse already refuses totals beyond 2^53 - 1.)
 std::uint64_t WeightBytes(const runtime::ModelSummary& summary);
 
+// The memory a model needs to run: the largest of its declared minimum, its measured peak and
+// its weight bytes (the manifest's model summary, else the measured weights). What `verify
+// --target` checks against a machine and what `deploy export` requests from a cluster.
+std::uint64_t MemoryNeedBytes(const manifest::Manifest& m, const Requirements& req);
+
 // Parses the spec's or manifest's requirements object (JSON text), strictly (core::ParseJson:
 // UTF-8, no duplicate keys, integers within +-(2^53 - 1), the limits above). Spec form accepts
 // sizes with units (`min_memory: 2 GiB`) or in bytes (`min_memory_bytes: 2147483648`), at most

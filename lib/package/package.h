@@ -89,6 +89,15 @@ struct VerifyOptions {
   ProgressFn progress;
 };
 
+// Verify options that trust the keys at `paths` (key files, or directories of *.pub), with
+// allow_unsigned; kNotFound / kInvalid naming the path that does not load. With `who` set (e.g.
+// "serve runs"), no key and no allow_unsigned is kUsage: "no trusted key: serve runs only
+// archives signed by a trusted key", with the two ways out ("--allow-unsigned to `verb`
+// unsigned archives on a development machine").
+[[nodiscard]] Result<VerifyOptions> TrustOptions(const std::vector<std::string>& paths,
+                                                 bool allow_unsigned, std::string_view who = {},
+                                                 std::string_view verb = {});
+
 struct VerifyReport {
   std::string archive_path;
   std::string name;  // from the manifest, when readable

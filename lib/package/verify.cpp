@@ -425,6 +425,25 @@ void AddRow(VerifyReport& r, Check c) {
 
 }  // namespace
 
+Result<VerifyOptions> TrustOptions(const std::vector<std::string>& paths, bool allow_unsigned,
+                                   std::string_view who, std::string_view verb) {
+  VerifyOptions options;
+  options.allow_unsigned = allow_unsigned;
+  for (const auto& path : paths) {
+    if (auto added = options.trust.Add(path); !added) {
+      return tl::unexpected(std::move(added.error()).Wrap("cannot load trusted key '" + path + "'"));
+    }
+  }
+  if (!who.empty() && options.trust.empty() && !allow_unsigned) {
+    return Fail(Code::kUsage,
+                "no trusted key: " + std::string(who) + " only archives signed by a trusted key",
+                {"give the signer's public key with --trust KEY.pub (or a directory of them)",
+                 "or --allow-unsigned to " + std::string(verb) +
+                     " unsigned archives on a development machine"});
+  }
+  return options;
+}
+
 Result<VerifiedArchive> LoadVerified(const std::string& path, const VerifyOptions& options) {
   return VerifyArchive(path, options, /*keep=*/true);
 }

@@ -63,6 +63,9 @@ const Setting kSettings[] = {
     {"tls_key", &ServeConfig::tls_key},
     {"access_log", &ServeConfig::access_log},
     {"log_sample_rate", &ServeConfig::log_sample_rate, 0, 1},
+    {"registry", &ServeConfig::registry},
+    {"env", &ServeConfig::env},
+    {"registry_poll_ms", &ServeConfig::registry_poll_ms, 10, kMaxTimeoutMs},
     {"trust", &ServeConfig::trust},
     {"allow_unsigned", &ServeConfig::allow_unsigned},
 };
@@ -212,6 +215,12 @@ Result<void> CheckConfig(const ServeConfig& config) {
       return {};
     };
     DLSYS_TRY(std::visit(check, s.member));
+  }
+  if (config.registry.empty() != config.env.empty()) {
+    return Fail(Code::kUsage,
+                config.env.empty() ? "a registry is given without an environment to serve"
+                                   : "an environment is given without a registry",
+                {"give both: --registry DIR (or DLSYS_REGISTRY) and --env ENV"});
   }
   if (config.tls_cert.empty() != config.tls_key.empty()) {
     return config.tls_cert.empty()

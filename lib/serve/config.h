@@ -41,6 +41,11 @@ struct ServeConfig {
   // Logging.
   std::string access_log;      // access_log:  "" = the main log; "-" = stdout; else a file
   double log_sample_rate = 0;  // log_sample_rate: fraction of requests whose features are logged
+  // Deployment (dlsys serve --registry DIR --env ENV): serve what the environment's routes say
+  // and follow their changes (docs/deploy.md#serve-follows-the-registry).
+  std::string registry;                  // registry: the registry directory ("" = none)
+  std::string env;                       // env:      the environment to follow
+  std::uint64_t registry_poll_ms = 500;  // registry_poll_ms: how often registry.json is checked
   // Trust (verify options for every archive).
   std::vector<std::string> trust;  // trust:       public keys or directories of them
   bool allow_unsigned = false;     // allow_unsigned

@@ -68,6 +68,8 @@ struct HttpServer::Impl {
   std::atomic<int> inflight{0};
   std::atomic<int> writing{0};  // responses handed to the socket, not yet through `done`
   std::atomic<bool> closing{false};
+  std::mutex route_mu;
+  std::shared_ptr<const std::vector<std::string>> route_headers;  // under route_mu
   std::mutex mu;
   std::condition_variable idle_cv;
   std::optional<ssl::context> tls;
@@ -87,6 +89,10 @@ struct HttpServer::Impl {
 
   void Accept();
   void Sweep();
+  std::shared_ptr<const std::vector<std::string>> RouteHeaders() {
+    std::lock_guard lock(route_mu);
+    return route_headers;
+  }
   void RequestDone() {
     if (inflight.fetch_sub(1) == 1) {
       std::lock_guard lock(mu);
@@ -242,6 +248,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     r.content_encoding = std::string(req[http::field::content_encoding]);
     r.traceparent = std::string(req["traceparent"]);
     r.request_id = std::string(req["X-Request-ID"]);
+    if (auto names = server_.RouteHeaders()) {
+      for (const auto& name : *names) {
+        if (auto it = req.find(name); it != req.end()) {
+          r.route_headers.emplace_back(name, std::string(it->value()));
+        }
+      }
+    }
     r.peer_address = peer_address_;
     r.peer_port = peer_port_;
     r.keep_alive = req.keep_alive();
@@ -444,6 +457,13 @@ bool HttpServer::WaitWritten(std::chrono::steady_clock::time_point until) {
 }
 
 void HttpServer::SetClosing() { impl_->closing.store(true); }
+
+void HttpServer::SetRouteHeaders(std::vector<std::string> names) {
+  auto list = names.empty() ? nullptr
+                            : std::make_shared<const std::vector<std::string>>(std::move(names));
+  std::lock_guard lock(impl_->route_mu);
+  impl_->route_headers = std::move(list);
+}
 
 bool HttpServer::StopAccepting(std::chrono::steady_clock::time_point until) {
   net::post(impl_->ioc, [this] {

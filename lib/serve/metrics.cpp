@@ -241,7 +241,29 @@ Metrics::Metrics() {
 
 Metrics::~Metrics() = default;
 
+ArmMetrics::ArmMetrics() : request_seconds(LatencyBucketsSeconds()) {}
+
+void ArmMetrics::Add(bool ok, std::uint64_t request_ns) {
+  (ok ? success : failure).fetch_add(1, std::memory_order_relaxed);
+  request_seconds.Observe(static_cast<double>(request_ns) / 1e9);
+}
+
+ArmMetrics& Metrics::RegisterArm(std::string_view model, std::string_view version,
+                                 std::string_view arm) {
+  std::lock_guard lock(mu_);
+  for (const auto& a : arms_) {
+    if (a->model == model && a->version == version && a->arm == arm) return *a;
+  }
+  auto a = std::make_unique<ArmMetrics>();
+  a->model = std::string(model);
+  a->version = std::string(version);
+  a->arm = std::string(arm);
+  arms_.push_back(std::move(a));
+  return *arms_.back();
+}
+
 ModelMetrics& Metrics::Register(std::string_view model, std::string_view version) {
+  std::lock_guard lock(mu_);
   for (const auto& m : models_) {
     if (m->model == model && m->version == version) return *m;
   }
@@ -253,6 +275,7 @@ ModelMetrics& Metrics::Register(std::string_view model, std::string_view version
 }
 
 std::vector<const ModelMetrics*> Metrics::All() const {
+  std::lock_guard lock(mu_);
   std::vector<const ModelMetrics*> out;
   out.reserve(models_.size());
   for (const auto& m : models_) out.push_back(m.get());
@@ -260,6 +283,7 @@ std::vector<const ModelMetrics*> Metrics::All() const {
 }
 
 std::string Metrics::RenderPrometheus() const {
+  std::lock_guard lock(mu_);
   std::string out;
   out.reserve(4096 + models_.size() * 8192);
   std::vector<std::string> labels;
@@ -323,6 +347,27 @@ std::string Metrics::RenderPrometheus() const {
     Sample(out, "dlsys_model_load_duration_seconds", labels[i],
            FormatFloat(Seconds(Load(models_[i]->load_ns))));
   }
+  if (!arms_.empty()) {
+    std::vector<std::string> arm_labels;
+    for (const auto& a : arms_) {
+      arm_labels.push_back("model=\"" + EscapeLabel(a->model) + "\",version=\"" +
+                           EscapeLabel(a->version) + "\",arm=\"" + EscapeLabel(a->arm) + "\"");
+    }
+    Family(out, "dlsys_route_requests_total", "counter",
+           "Inference requests routed to each arm of a deployment, by outcome.");
+    for (std::size_t i = 0; i < arms_.size(); ++i) {
+      Sample(out, "dlsys_route_requests_total", arm_labels[i] + ",outcome=\"success\"",
+             std::to_string(Load(arms_[i]->success)));
+      Sample(out, "dlsys_route_requests_total", arm_labels[i] + ",outcome=\"failure\"",
+             std::to_string(Load(arms_[i]->failure)));
+    }
+    Family(out, "dlsys_route_request_duration_seconds", "histogram",
+           "Total time of the requests routed to each arm (successful or not), in seconds.");
+    for (std::size_t i = 0; i < arms_.size(); ++i) {
+      HistogramSeries(out, "dlsys_route_request_duration_seconds", arm_labels[i],
+                      arms_[i]->request_seconds);
+    }
+  }
   Family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   Sample(out, "process_resident_memory_bytes", "", std::to_string(ResidentMemoryBytes()));
   Family(out, "process_start_time_seconds", "gauge",
@@ -332,6 +377,7 @@ std::string Metrics::RenderPrometheus() const {
 }
 
 std::string Metrics::RenderStatsJson(std::string_view model, std::string_view version) const {
+  std::lock_guard lock(mu_);
   nlohmann::json stats = nlohmann::json::array();
   for (const auto& m : models_) {
     if (!model.empty() && m->model != model) continue;

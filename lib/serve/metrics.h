@@ -2,8 +2,8 @@
 // rendered as Prometheus text format 0.0.4 (/metrics) and as Triton's statistics extension
 // JSON (/v2/models/{m}/stats).
 //
-// Thread-safety: Register* before serving (under the caller's lock, not concurrently with
-// rendering); the Observe/Add calls on a ModelMetrics are lock-free (relaxed atomics) and safe
+// Thread-safety: Register* from any thread (a registry deployment loads versions while
+// serving; rendering takes the same lock); the Observe/Add calls on a ModelMetrics are lock-free (relaxed atomics) and safe
 // from any thread; Render* may run concurrently with them (a scrape sees each counter
 // atomically; a histogram's buckets, count and sum are read bucket by bucket, and rendered
 // so that +Inf == _count and buckets are cumulative).
@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -84,6 +85,20 @@ struct ModelMetrics {
   void AddExecution(std::uint64_t rows);
 };
 
+// Requests routed to one arm of a deployment (dlsys serve --registry): the same version may
+// be "canary" today and "stable" after `deploy finalize`, so these are counted apart from the
+// version's own series.
+struct ArmMetrics {
+  ArmMetrics();
+  std::string model;
+  std::string version;
+  std::string arm;  // stable, canary, shadow, standby
+  std::atomic<std::uint64_t> success{0};
+  std::atomic<std::uint64_t> failure{0};
+  Histogram request_seconds;  // every request, successful or not
+  void Add(bool ok, std::uint64_t request_ns);
+};
+
 class Metrics {
  public:
   Metrics();
@@ -91,6 +106,7 @@ class Metrics {
   // Returns the metrics of (model, version), creating them; the reference stays valid for
   // the lifetime of this object.
   ModelMetrics& Register(std::string_view model, std::string_view version);
+  ArmMetrics& RegisterArm(std::string_view model, std::string_view version, std::string_view arm);
   // All registered, in registration order.
   std::vector<const ModelMetrics*> All() const;
 
@@ -106,6 +122,8 @@ class Metrics {
   //   dlsys_inference_queue_depth{model,version}                      gauge
   //   dlsys_inference_executing_requests{model,version}               gauge
   //   dlsys_model_load_duration_seconds{model,version}                gauge
+  //   dlsys_route_requests_total{model,version,arm,outcome}            counter (registered arms)
+  //   dlsys_route_request_duration_seconds{model,version,arm}          histogram
   //   process_resident_memory_bytes, process_start_time_seconds        gauge
   // Label values escaped per the format (\\, \", \n).
   std::string RenderPrometheus() const;
@@ -117,7 +135,9 @@ class Metrics {
   std::string RenderStatsJson(std::string_view model, std::string_view version) const;
 
  private:
+  mutable std::mutex mu_;  // guards the two lists (not the counters)
   std::vector<std::unique_ptr<ModelMetrics>> models_;
+  std::vector<std::unique_ptr<ArmMetrics>> arms_;
   double start_time_seconds_ = 0;
 };
 

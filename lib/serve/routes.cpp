@@ -4,13 +4,16 @@
 #include <openssl/sha.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/internal/json.h"
 #include "log/log.h"
 #include "serve/internal/server_impl.h"
+#include "serve/internal/shadow.h"
 
 namespace dlsys::serve {
 namespace {
@@ -112,6 +115,11 @@ tl::expected<std::string, HttpResponse> Inflate(const std::string& in, bool gzip
   return out;
 }
 
+
+constexpr std::size_t kMaxSampledTensors = 16;
+
+}  // namespace
+
 // Compact summary of one tensor for drift detection: shape, count, mean, std, min, max and the
 // first values (docs/logging.md, "input" / "prediction").
 void Summarize(nlohmann::json& into, std::string_view name, runtime::DType dtype,
@@ -145,10 +153,6 @@ void Summarize(nlohmann::json& into, std::string_view name, runtime::DType dtype
   into[std::string(name)] = std::move(s);
 }
 
-constexpr std::size_t kMaxSampledTensors = 16;
-
-}  // namespace
-
 std::array<unsigned char, 32> TokenDigest(std::string_view token) {
   std::array<unsigned char, 32> d{};
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d.data());
@@ -168,14 +172,84 @@ bool Server::Impl::Authorized(const HttpRequest& request) const {
   return CRYPTO_memcmp(digest.data(), token_digest->data(), digest.size()) == 0;
 }
 
-const ModelVersion* Server::Impl::Find(const std::string& name, const std::string& version) const {
-  const auto it = by_name.find(name);
-  if (it == by_name.end()) return nullptr;
-  if (version.empty()) return it->second.front();
-  for (const ModelVersion* v : it->second) {
-    if (v->version == version) return v;
+namespace {
+
+// This request's rows of every output of a successful job, in schema order (views into
+// result.outputs).
+std::vector<OutputView> RowsOf(const ModelSchema& schema, const JobResult& result) {
+  std::vector<OutputView> views;
+  views.reserve(schema.outputs.size());
+  for (std::size_t i = 0; i < schema.outputs.size(); ++i) {
+    const runtime::Tensor& t = result.outputs->tensors[i];
+    OutputView o;
+    o.name = schema.outputs[i].name;
+    o.dtype = t.dtype;
+    o.shape = t.shape;
+    std::span<const std::byte> data(t.data);
+    if (result.outputs->total_rows > 0 && !t.shape.empty() &&
+        t.shape[0] == result.outputs->total_rows) {
+      const std::size_t row_bytes = t.data.size() / static_cast<std::size_t>(t.shape[0]);
+      o.shape[0] = result.rows;
+      data = data.subspan(static_cast<std::size_t>(result.row_offset) * row_bytes,
+                          static_cast<std::size_t>(result.rows) * row_bytes);
+    }
+    o.data = data;
+    views.push_back(std::move(o));
   }
-  return nullptr;
+  return views;
+}
+
+// Which version answered, and in which arm (docs/deploy.md#serve-follows-the-registry).
+void AddVersionHeaders(HttpResponse& r, const std::string& version, const std::string& arm) {
+  r.headers.emplace_back("x-dlsys-model-version", version);
+  if (!arm.empty()) r.headers.emplace_back("x-dlsys-arm", arm);
+}
+
+std::uint64_t SplitMix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+// A/B buckets: FNV-1a 64 of the header value, mixed by SplitMix64's finalizer, modulo 10000.
+// Stable across processes and restarts: the same value always lands in the same arm
+// (docs/deploy.md#ab).
+std::uint32_t AbBucket(std::string_view value) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : value) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  return static_cast<std::uint32_t>(SplitMix64(h) % 10000);
+}
+
+const Arm& Server::Impl::Pick(const RoutedModel& m, const HttpRequest& request,
+                              const Arm** shadow) {
+  *shadow = nullptr;
+  auto draw = [this] {
+    return SplitMix64(request_id_seed ^ route_counter.fetch_add(1, std::memory_order_relaxed));
+  };
+  switch (m.strategy) {
+    case deploy::Strategy::kCanary:
+      return m.candidate.v && draw() % 10000 < m.weight_bp ? m.candidate : m.stable;
+    case deploy::Strategy::kAb:
+      for (const auto& [name, value] : request.route_headers) {
+        if (name == m.key) return m.candidate.v && AbBucket(value) < m.weight_bp ? m.candidate : m.stable;
+      }
+      return m.stable;  // no key: the stable arm, counted there
+    case deploy::Strategy::kShadow:
+      if (m.candidate.v && (m.sample_below == UINT64_MAX || draw() < m.sample_below)) {
+        *shadow = &m.candidate;
+      }
+      return m.stable;
+    case deploy::Strategy::kReplace:
+    case deploy::Strategy::kBlueGreen:
+      break;
+  }
+  return m.stable;
 }
 
 void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
@@ -251,10 +325,21 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
   if (parts.size() > next + 1 || (parts.size() == 4 && parts[3] == "versions")) {
     return reply(ErrorResponse(404, "no such endpoint: " + std::string(target), "not_found"));
   }
-  const ModelVersion* v = Find(name, version);
-  if (!v) {
+  const std::shared_ptr<const Routing> routes = CurrentRouting();
+  const auto routed = routes->models.find(name);
+  const RoutedModel* rm = routed == routes->models.end() ? nullptr : &routed->second;
+  const Arm* arm = nullptr;
+  const Arm* shadow = nullptr;
+  if (rm != nullptr && version.empty()) {
+    arm = action == "infer" ? &Pick(*rm, *request, &shadow) : &rm->stable;
+  } else if (rm != nullptr) {
+    for (const Arm& a : rm->all) {
+      if (a.v->version == version) arm = &a;
+    }
+  }
+  if (arm == nullptr) {
     // Triton: an unknown name is 400, an unknown version of a known model 404.
-    const bool known = by_name.count(name) > 0;
+    const bool known = rm != nullptr;
     std::string message = "Request for unknown model: '" + name + "' is not found";
     if (known)
       message = "Request for unknown model: '" + name + "' version " + version + " is not found";
@@ -266,9 +351,10 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
   if (action.empty()) {
     if (!get) return method_not_allowed("GET");
     std::vector<std::string> all;
-    for (const ModelVersion* other : by_name.at(name)) all.push_back(other->version);
+    for (const Arm& other : rm->all) all.push_back(other.v->version);
     if (!version.empty()) all = {version};
-    return reply(Json(200, EncodeModelMetadata(v->name, all, "pytorch_libtorch", v->schema)));
+    return reply(
+        Json(200, EncodeModelMetadata(arm->v->name, all, "pytorch_libtorch", arm->v->schema)));
   }
   if (action == "ready") {
     if (!get) return method_not_allowed("GET");
@@ -279,22 +365,28 @@ void Server::Impl::Handle(std::shared_ptr<HttpRequest> request, Reply reply) {
   }
   if (action == "stats") {
     if (!get) return method_not_allowed("GET");
-    return reply(Json(200, metrics.RenderStatsJson(v->name, version)));
+    return reply(Json(200, metrics.RenderStatsJson(arm->v->name, version)));
   }
   if (action == "infer") {
     if (!post) return method_not_allowed("POST");
-    return Infer(*v, std::move(request), std::move(reply));
+    return Infer(*arm, shadow, std::move(request), std::move(reply));
   }
   reply(ErrorResponse(404, "no such endpoint: " + std::string(target), "not_found"));
 }
 
-void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> request, Reply reply) {
+void Server::Impl::Infer(const Arm& arm, const Arm* shadow, std::shared_ptr<HttpRequest> request,
+                         Reply reply) {
+  const ModelVersion& v = *arm.v;
   const auto received = request->received;
   auto fail = [&](int status, std::string message, FailureReason reason) {
-    v.metrics->AddFailure(reason, NsBetween(received, Clock::now()));
+    const std::uint64_t ns = NsBetween(received, Clock::now());
+    v.metrics->AddFailure(reason, ns);
+    if (arm.metrics) arm.metrics->Add(false, ns);
     HttpResponse r = ErrorResponse(status, message, ReasonType(reason));
     r.note.model = v.name;
     r.note.version = v.version;
+    r.note.arm = arm.name;
+    AddVersionHeaders(r, v.version, arm.name);
     if (reason == FailureReason::kOverloaded) r.headers.emplace_back("Retry-After", "1");
     reply(std::move(r));
   };
@@ -307,19 +399,25 @@ void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> req
     const bool gzip = request->content_encoding == "gzip";
     if (!gzip && request->content_encoding != "deflate") {
       v.metrics->AddFailure(FailureReason::kBadInput, NsBetween(received, Clock::now()));
+      if (arm.metrics) arm.metrics->Add(false, NsBetween(received, Clock::now()));
       HttpResponse r =
           ErrorResponse(501,
                         "Unsupported compression type '" + request->content_encoding.substr(0, 64) +
                             "'; use gzip, deflate or none",
                         "bad_input");
       r.headers.emplace_back("Accept-Encoding", "gzip, deflate");
+      r.note.arm = arm.name;
+      AddVersionHeaders(r, v.version, arm.name);
       return reply(std::move(r));
     }
     auto inflated = Inflate(request->body, gzip, config.max_request_bytes);
     if (!inflated) {
       v.metrics->AddFailure(FailureReason::kBadInput, NsBetween(received, Clock::now()));
+      if (arm.metrics) arm.metrics->Add(false, NsBetween(received, Clock::now()));
       inflated.error().note.model = v.name;
       inflated.error().note.version = v.version;
+      inflated.error().note.arm = arm.name;
+      AddVersionHeaders(inflated.error(), v.version, arm.name);
       return reply(std::move(inflated.error()));
     }
     request->body = std::move(*inflated);
@@ -365,10 +463,14 @@ void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> req
   const std::string id = job->request.id;
   auto requested = job->request.outputs;
   job->keep_alive = request;
-  const ModelVersion* vp = &v;
+  const VersionPtr vp = arm.v;
   const std::string model_name = v.name;
+  // A shadowed request: the stable answer is kept to compare with the shadow's.
+  std::shared_ptr<ShadowPair> pair;
+  if (shadow != nullptr) pair = ShadowPair::Make(*this, arm, *shadow, id, request->request_id);
   job->done = [vp, reply, received, id, requested = std::move(requested),
-               sample_inputs = std::move(sample_inputs)](JobResult&& result) {
+               sample_inputs = std::move(sample_inputs), arm_name = arm.name,
+               arm_metrics = arm.metrics, pair](JobResult&& result) {
     const auto now = Clock::now();
     const std::uint64_t total_ns = NsBetween(received, now);
     HttpResponse r;
@@ -378,7 +480,11 @@ void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> req
     r.note.queue_ms = static_cast<double>(result.queue_ns) / 1e6;
     r.note.infer_ms = static_cast<double>(result.compute_ns) / 1e6;
     r.note.batch_size = result.batch_rows;
+    r.note.arm = arm_name;
+    AddVersionHeaders(r, vp->version, arm_name);
+    if (arm_metrics) arm_metrics->Add(!result.failure, total_ns);
     if (result.failure) {
+      if (pair) pair->Complete(false, FailedSide(StatusFor(*result.failure), result.message, total_ns));
       vp->metrics->AddFailure(*result.failure, total_ns);
       r.status = StatusFor(*result.failure);
       r.body = EncodeError(result.message);
@@ -387,26 +493,7 @@ void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> req
       if (*result.failure == FailureReason::kOverloaded) r.headers.emplace_back("Retry-After", "1");
       return reply(std::move(r));
     }
-    // This request's rows of every output, in schema order.
-    std::vector<OutputView> views;
-    views.reserve(vp->schema.outputs.size());
-    for (std::size_t i = 0; i < vp->schema.outputs.size(); ++i) {
-      const runtime::Tensor& t = result.outputs->tensors[i];
-      OutputView o;
-      o.name = vp->schema.outputs[i].name;
-      o.dtype = t.dtype;
-      o.shape = t.shape;
-      std::span<const std::byte> data(t.data);
-      if (result.outputs->total_rows > 0 && !t.shape.empty() &&
-          t.shape[0] == result.outputs->total_rows) {
-        const std::size_t row_bytes = t.data.size() / static_cast<std::size_t>(t.shape[0]);
-        o.shape[0] = result.rows;
-        data = data.subspan(static_cast<std::size_t>(result.row_offset) * row_bytes,
-                            static_cast<std::size_t>(result.rows) * row_bytes);
-      }
-      o.data = data;
-      views.push_back(std::move(o));
-    }
+    const std::vector<OutputView> views = RowsOf(vp->schema, result);
     EncodedResponse encoded = EncodeInferResponse(vp->name, vp->version, id, requested, views);
     r.body = std::move(encoded.body);
     if (encoded.json_length) {
@@ -423,11 +510,13 @@ void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> req
       r.note.sample_prediction = pred.dump(-1, ' ', true);
     }
     vp->metrics->AddSuccess(total_ns, result.queue_ns, result.compute_ns, UnixMs());
+    if (pair) pair->Complete(false, AnsweredSide(views, result, total_ns));
     reply(std::move(r));
   };
   // Keep what the failure paths below need: `job` moves into the queue.
   switch (v.batcher->Submit(std::move(job))) {
     case Batcher::Submitted::kQueued:
+      if (pair) Shadow(*shadow, arm, request, json_length, pair);
       return;
     case Batcher::Submitted::kFull:
       return fail(503,
@@ -438,6 +527,47 @@ void Server::Impl::Infer(const ModelVersion& v, std::shared_ptr<HttpRequest> req
     case Batcher::Submitted::kStopped:
       return fail(503, "the server is shutting down; retry on another replica",
                   FailureReason::kOverloaded);
+  }
+}
+
+void Server::Impl::Shadow(const Arm& shadow, const Arm& stable,
+                          std::shared_ptr<HttpRequest> request,
+                          std::optional<std::size_t> json_length,
+                          std::shared_ptr<ShadowPair> pair) {
+  (void)stable;
+  const ModelVersion& v = *shadow.v;
+  const auto received = request->received;
+  auto parsed = ParseInferRequest(std::as_bytes(std::span(request->body)), json_length, v.schema);
+  if (!parsed) {
+    v.metrics->AddFailure(FailureReason::kBadInput, NsBetween(received, Clock::now()));
+    pair->Complete(true, FailedSide(parsed.error().status, parsed.error().message,
+                                    NsBetween(received, Clock::now())));
+    return;
+  }
+  auto job = std::make_unique<Job>();
+  job->request = std::move(*parsed);
+  job->enqueued = Clock::now();
+  job->deadline = job->enqueued + std::chrono::milliseconds(config.request_timeout_ms);
+  job->keep_alive = request;
+  const VersionPtr vp = shadow.v;
+  ArmMetrics* arm_metrics = shadow.metrics;
+  job->done = [vp, received, pair, arm_metrics](JobResult&& result) {
+    const std::uint64_t total_ns = NsBetween(received, Clock::now());
+    if (arm_metrics) arm_metrics->Add(!result.failure, total_ns);
+    if (result.failure) {
+      vp->metrics->AddFailure(*result.failure, total_ns);
+      pair->Complete(true, FailedSide(StatusFor(*result.failure), result.message, total_ns));
+      return;
+    }
+    vp->metrics->AddSuccess(total_ns, result.queue_ns, result.compute_ns, UnixMs());
+    pair->Complete(true, AnsweredSide(RowsOf(vp->schema, result), result, total_ns));
+  };
+  if (v.batcher->Submit(std::move(job)) != Batcher::Submitted::kQueued) {
+    // The client never waits for the shadow: a full queue skips it, and says so.
+    v.metrics->AddFailure(FailureReason::kOverloaded, NsBetween(received, Clock::now()));
+    if (arm_metrics) arm_metrics->Add(false, NsBetween(received, Clock::now()));
+    pair->Complete(true, FailedSide(503, "the shadow version's queue is full; not compared",
+                                    NsBetween(received, Clock::now())));
   }
 }
 
@@ -501,6 +631,7 @@ void Server::Impl::AccessLog(const HttpRequest& request, const HttpResponse& res
   const auto& n = response.note;
   if (!n.model.empty()) rec.Str("model", n.model);
   if (!n.version.empty()) rec.Str("model_version", n.version);
+  if (!n.arm.empty()) rec.Str("variant", n.arm);
   if (n.queue_ms >= 0) rec.Num("queue_ms", n.queue_ms);
   if (n.infer_ms >= 0) rec.Num("infer_ms", n.infer_ms);
   if (n.batch_size > 0) rec.Int("batch_size", n.batch_size);

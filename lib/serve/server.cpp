@@ -109,17 +109,9 @@ Result<std::string> ReadToken(const std::string& path) {
   return token;
 }
 
-// An archive that verified, with its schema: checked before libtorch loads, so a bad archive
-// costs no runtime start-up.
-struct Checked {
-  std::string path;
-  package::VerifiedArchive archive;
-  ModelSchema schema;
-  double verify_ms = 0;
-};
+}  // namespace
 
-Result<Checked> VerifyArchive(const std::string& path, const package::VerifyOptions& verify,
-                              const std::vector<Checked>& so_far) {
+Result<Checked> VerifyArchive(const std::string& path, const package::VerifyOptions& verify) {
   const auto started = Clock::now();
   DLSYS_ASSIGN_OR_RETURN(package::VerifiedArchive archive, package::LoadVerified(path, verify));
   if (!archive.report.ok) {
@@ -132,12 +124,6 @@ Result<Checked> VerifyArchive(const std::string& path, const package::VerifyOpti
                 "archive '" + path + "' does not verify", std::move(details));
   }
   const auto& m = archive.manifest;
-  for (const auto& other : so_far) {
-    if (other.archive.manifest.name == m.name && other.archive.manifest.version == m.version) {
-      return Fail(Code::kUsage, "model " + m.name + " " + m.version + " is given twice ('" +
-                                    other.path + "' and '" + path + "')");
-    }
-  }
   DLSYS_ASSIGN_OR_RETURN(ModelSchema schema, SchemaOf(m));
   if (schema.inputs.empty() || schema.outputs.empty()) {
     return Fail(Code::kInvalid,
@@ -153,8 +139,7 @@ Result<Checked> VerifyArchive(const std::string& path, const package::VerifyOpti
   return Checked{path, std::move(archive), std::move(schema), MsSince(started)};
 }
 
-// Loads a verified archive's model, warms it up and gives it a batcher.
-Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
+Result<VersionPtr> LoadModelVersion(
     Checked checked, const ServeConfig& config, runtime::Runtime& rt, Metrics& metrics,
     const std::function<void(std::function<void()>)>& run_on) {
   const auto started = Clock::now();
@@ -175,7 +160,7 @@ Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
   if (!warm) return tl::unexpected(std::move(warm.error()).Wrap("cannot serve '" + path + "'"));
   const std::optional<double> forward_ms = *warm;
 
-  auto v = std::make_unique<ModelVersion>();
+  auto v = std::make_shared<ModelVersion>();
   v->name = m.name;
   v->version = m.version;
   v->archive = path;
@@ -216,18 +201,63 @@ Result<std::unique_ptr<ModelVersion>> LoadModelVersion(
   return v;
 }
 
-}  // namespace
+std::string LoadedKey(const std::string& name, const std::string& version,
+                      const std::string& digest) {
+  return name + "@" + version + "#" + digest;
+}
 
 Server::Server() : impl_(std::make_unique<Impl>()) {}
 
 Server::~Server() {
-  if (impl_) impl_->StopAll();
+  if (!impl_) return;
+  impl_->deployment.reset();
+  impl_->StopAll();
+}
+
+Result<void> Server::Impl::EnsureRuntime() {
+  if (runtime != nullptr) return {};
+  DLSYS_ASSIGN_OR_RETURN(runtime::Runtime * rt, runtime::GetRuntime());
+  // Always set explicitly: libtorch's own default also starts an inter-op pool serve never
+  // uses, and measured 20-25% slower forwards (docs/performance.md).
+  const int intra_op = config.intra_op_threads > 0
+                           ? config.intra_op_threads
+                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  DLSYS_TRY(rt->SetThreads({.intra_op = intra_op, .inter_op = 1}));
+  const runtime::BlasInfo blas = rt->Blas();
+  (blas.reference ? log::Warn("serve.blas",
+                              "the runtime uses the reference BLAS: forwards are "
+                              "slow and batching will not pay off; install "
+                              "libopenblas0-openmp")
+                  : log::Info("serve.blas", "BLAS: " + blas.name))
+      .Str("blas.name", blas.name)
+      .Str("blas.library", blas.library)
+      .Str("blas.detail", blas.detail)
+      .Emit();
+  runtime = rt;
+  return {};
+}
+
+Result<VersionPtr> Server::Impl::Load(Checked checked) {
+  DLSYS_TRY(EnsureRuntime());
+  // The HTTP server starts after the first models load; batches are posted to it only once
+  // requests arrive.
+  Impl* ip = this;
+  auto run_on = [ip](std::function<void()> task) { ip->http->Post(std::move(task)); };
+  return LoadModelVersion(std::move(checked), config, *runtime, metrics, run_on);
 }
 
 Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
                                                const std::vector<std::string>& archives,
                                                const ServerInfo& info) {
   DLSYS_TRY(CheckConfig(config));
+  if (!config.registry.empty() && !archives.empty()) {
+    return Fail(Code::kUsage, "archives are given together with a registry environment",
+                {"serve either archives by path, or what --env routes to in --registry"});
+  }
+  if (config.registry.empty() && archives.empty()) {
+    return Fail(Code::kUsage, "nothing to serve",
+                {"give archives, or --registry DIR --env ENV to serve a deployment"});
+  }
   auto server = std::unique_ptr<Server>(new Server());
   Impl& impl = *server->impl_;
   impl.config = config;
@@ -249,53 +279,34 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
     DLSYS_ASSIGN_OR_RETURN(impl.access_log, log::Channel::Open(options));
   }
 
-  package::VerifyOptions verify;
-  for (const auto& t : config.trust) {
-    if (auto added = verify.trust.Add(t); !added) {
-      return tl::unexpected(std::move(added.error()).Wrap("cannot load trusted key '" + t + "'"));
+  DLSYS_ASSIGN_OR_RETURN(impl.verify, package::TrustOptions(config.trust, config.allow_unsigned,
+                                                           "serve runs", "serve"));
+  const package::VerifyOptions& verify = impl.verify;
+
+  if (config.registry.empty()) {
+    // Every archive is verified before libtorch loads: a bad one costs no runtime start-up.
+    std::vector<Checked> checked;
+    for (const auto& path : archives) {
+      DLSYS_ASSIGN_OR_RETURN(Checked c, VerifyArchive(path, verify));
+      const auto& m = c.archive.manifest;
+      for (const auto& other : checked) {
+        if (other.archive.manifest.name == m.name && other.archive.manifest.version == m.version) {
+          return Fail(Code::kUsage, "model " + m.name + " " + m.version + " is given twice ('" +
+                                        other.path + "' and '" + path + "')");
+        }
+      }
+      checked.push_back(std::move(c));
     }
+    for (auto& c : checked) {
+      const auto& m = c.archive.manifest;
+      const std::string key = LoadedKey(m.name, m.version, "");
+      DLSYS_ASSIGN_OR_RETURN(VersionPtr v, impl.Load(std::move(c)));
+      impl.loaded.emplace(key, std::move(v));
+    }
+    impl.Publish(impl.StaticRouting());
+  } else {
+    DLSYS_ASSIGN_OR_RETURN(impl.deployment, Deployment::Create(impl));
   }
-  verify.allow_unsigned = config.allow_unsigned;
-  if (verify.trust.empty() && !verify.allow_unsigned) {
-    return Fail(Code::kUsage, "no trusted key: serve runs only archives signed by a trusted key",
-                {"give the signer's public key with --trust KEY.pub (or a directory of them)",
-                 "or --allow-unsigned to serve unsigned archives on a development machine"});
-  }
-
-  std::vector<Checked> checked;
-  for (const auto& path : archives) {
-    DLSYS_ASSIGN_OR_RETURN(Checked c, VerifyArchive(path, verify, checked));
-    checked.push_back(std::move(c));
-  }
-
-  DLSYS_ASSIGN_OR_RETURN(runtime::Runtime * rt, runtime::GetRuntime());
-  // Always set explicitly: libtorch's own default also starts an inter-op pool serve never
-  // uses, and measured 20-25% slower forwards (docs/performance.md).
-  const int intra_op = config.intra_op_threads > 0
-                           ? config.intra_op_threads
-                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  DLSYS_TRY(rt->SetThreads({.intra_op = intra_op, .inter_op = 1}));
-  const runtime::BlasInfo blas = rt->Blas();
-  (blas.reference ? log::Warn("serve.blas",
-                              "the runtime uses the reference BLAS: forwards are "
-                              "slow and batching will not pay off; install "
-                              "libopenblas0-openmp")
-                  : log::Info("serve.blas", "BLAS: " + blas.name))
-      .Str("blas.name", blas.name)
-      .Str("blas.library", blas.library)
-      .Str("blas.detail", blas.detail)
-      .Emit();
-
-  for (auto& c : checked) {
-    // The HTTP server starts after the models load; batches are posted to it only once
-    // requests arrive.
-    Impl* ip = &impl;
-    auto run_on = [ip](std::function<void()> task) { ip->http->Post(std::move(task)); };
-    DLSYS_ASSIGN_OR_RETURN(auto v,
-                           LoadModelVersion(std::move(c), config, *rt, impl.metrics, run_on));
-    impl.versions.push_back(std::move(v));
-  }
-  impl.IndexModels();
 
   internal::HttpOptions http;
   http.threads = config.http_threads;
@@ -316,6 +327,7 @@ Result<std::unique_ptr<Server>> Server::Create(const ServeConfig& config,
           },
           [p](const internal::HttpRequest& request, const internal::HttpResponse& response,
               std::uint64_t bytes) { p->AccessLog(request, response, bytes); }));
+  if (impl.deployment) impl.http->SetRouteHeaders(impl.deployment->RouteHeaders());
   DLSYS_ASSIGN_OR_RETURN(impl.port, impl.http->Listen(config.host, config.port));
   return server;
 }
@@ -329,19 +341,29 @@ std::string Server::url() const {
          std::to_string(impl_->port);
 }
 
-std::size_t Server::model_count() const { return impl_->versions.size(); }
+std::size_t Server::model_count() const {
+  std::size_t n = 0;
+  for (const auto& [name, m] : impl_->CurrentRouting()->models) n += m.all.size();
+  return n;
+}
 
 void Server::Start() {
   impl_->http->Start();
   impl_->ready.store(true);
   log::Info("serve.ready", "ready on " + url())
       .Str("url.full", url())
-      .Int("models", static_cast<std::int64_t>(impl_->versions.size()))
+      .Int("models", static_cast<std::int64_t>(model_count()))
       .Emit();
+  if (impl_->deployment) impl_->deployment->Start();
+}
+
+void Server::Reload() {
+  if (impl_->deployment) impl_->deployment->Wake();
 }
 
 bool Server::Shutdown() {
   Impl& impl = *impl_;
+  impl.deployment.reset();  // no change is applied while draining
   impl.ready.store(false);
   impl.draining.store(true);
   impl.http->SetClosing();
@@ -349,14 +371,15 @@ bool Server::Shutdown() {
   // Responses being written when the signal came are logged first (a client may already have
   // one whose completion has not run yet), so the log shows them before serve.drain.
   impl.http->WaitWritten(std::min(until, Clock::now() + std::chrono::seconds(1)));
+  const std::vector<VersionPtr> all = impl.AllVersions();
   std::int64_t queued = 0;
-  for (const auto& v : impl.versions) queued += v->batcher->QueueDepth();
+  for (const auto& v : all) queued += v->batcher->QueueDepth();
   log::Info("serve.drain", "draining: finishing queued and running requests")
       .Int("queued", queued)
       .Int("grace_period_ms", static_cast<std::int64_t>(impl.config.grace_period_ms))
       .Emit();
   bool drained = true;
-  for (const auto& v : impl.versions) drained = v->batcher->Drain(until) && drained;
+  for (const auto& v : all) drained = v->batcher->Drain(until) && drained;
   impl.StopAll();  // fails what is left (503), then waits for responses to be written
   drained = impl.http->StopAccepting(until) && drained;
   impl.http->Stop();
@@ -366,16 +389,37 @@ bool Server::Shutdown() {
   return drained;
 }
 
-void Server::Impl::StopAll() {
-  for (const auto& v : versions) v->batcher->Stop();
+std::vector<VersionPtr> Server::Impl::AllVersions() {
+  std::lock_guard lock(loaded_mu);
+  std::vector<VersionPtr> all = retiring;
+  for (const auto& [key, v] : loaded) all.push_back(v);
+  return all;
 }
 
-void Server::Impl::IndexModels() {
-  for (const auto& v : versions) by_name[v->name].push_back(v.get());
-  for (auto& [name, list] : by_name) {
-    std::sort(list.begin(), list.end(), [](const ModelVersion* a, const ModelVersion* b) {
-      return core::CompareSemver(a->version, b->version) > 0;
+void Server::Impl::StopAll() {
+  for (const auto& v : AllVersions()) v->batcher->Stop();
+}
+
+std::shared_ptr<const Routing> Server::Impl::StaticRouting() const {
+  auto r = std::make_shared<Routing>();
+  for (const auto& [key, v] : loaded) r->models[v->name].all.push_back(Arm{v, "", nullptr});
+  for (auto& [name, m] : r->models) {
+    std::sort(m.all.begin(), m.all.end(), [](const Arm& a, const Arm& b) {
+      return core::CompareSemver(a.v->version, b.v->version) > 0;
     });
+    m.stable = m.all.front();
+  }
+  return r;
+}
+
+const char* CandidateArmName(deploy::Strategy s) {
+  switch (s) {
+    case deploy::Strategy::kShadow:
+      return "shadow";
+    case deploy::Strategy::kBlueGreen:
+      return kStandbyArm;
+    default:
+      return "canary";
   }
 }
 

@@ -16,6 +16,7 @@
 #include "manifest/manifest.h"
 #include "signing/digest.h"
 #include "signing/keys.h"
+#include "test_archive.h"
 #include "test_tmp.h"
 
 namespace dlsys::monitor {
@@ -23,22 +24,12 @@ namespace {
 
 using dlsys::testing::TempDir;
 
-constexpr std::int64_t kCreatedEpoch = 1769860800;  // 2026-01-31T12:00:00Z
-
-struct Entry {
-  std::string path;
-  std::string data;
-};
+using Entry = dlsys::testing::Payload;
 
 std::string Floats(const std::vector<float>& v) {
   std::string s(v.size() * sizeof(float), '\0');
   std::memcpy(s.data(), v.data(), s.size());
   return s;
-}
-
-const signing::PrivateKey& Key() {
-  static const signing::PrivateKey key = *signing::PrivateKey::Generate();
-  return key;
 }
 
 // Inputs x: float32 [3, 4] (rows 1..4, 5..8, 9..12); golden outputs y: float32 [3, 2] whose
@@ -52,18 +43,7 @@ std::vector<Entry> Payloads() {
 }
 
 manifest::Manifest MakeManifest(const std::vector<Entry>& payloads) {
-  manifest::Manifest m;
-  m.name = "mlp";
-  m.version = "1.0.0";
-  m.created = "2026-01-31T12:00:00Z";
-  m.inputs = {{"x", "float32", {-1, 4}}};
-  m.outputs = {{"y", "float32", {-1, 2}}};
-  m.model.methods = {{"forward", "forward(Tensor x) -> Tensor", {"x"}}};
-  m.model.parameters = {2, 10, {{"float32", 40}}};
-  m.model.operators = {"aten::linear"};
-  m.model.file_format_version = 8;
-  m.model.runtime_version = "1.13.1";
-  m.model.devices = {"cpu"};
+  manifest::Manifest m = dlsys::testing::SmallMlpManifest("mlp", "1.0.0", payloads);
   m.examples = {{"a",
                  {{{"x", "float32", {3, 4}}, "examples/a/inputs/x.bin"}},
                  {{{"y", "float32", {3, 2}}, "examples/a/outputs/y.bin"}},
@@ -74,45 +54,18 @@ manifest::Manifest MakeManifest(const std::vector<Entry>& payloads) {
                  {{{"y", "float32", {1, 2}}, "examples/b/outputs/y.bin"}},
                  1e-5,
                  1e-6}};
-  for (const auto& p : payloads) {
-    const auto d = signing::DigestBytes(core::AsBytes(p.data), manifest::kShardBytes, 1);
-    manifest::FileRecord f;
-    f.path = p.path;
-    f.size = d.size;
-    f.sha256 = d.sha256;
-    m.files.push_back(std::move(f));
-  }
-  std::sort(m.files.begin(), m.files.end(),
-            [](const auto& a, const auto& b) { return a.path < b.path; });
-  m.tool_version = "0.1.0";
   return m;
 }
 
 // Writes a signed archive of `payloads` described by `m`.
 void WriteArchive(const std::string& out, const manifest::Manifest& m,
                   const std::vector<Entry>& payloads) {
-  auto json = manifest::Serialize(m);
-  ASSERT_TRUE(json) << json.error().message;
-  auto envelope = signing::SignEnvelope(Key(), manifest::kPayloadType, *json);
-  ASSERT_TRUE(envelope) << envelope.error().message;
-  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ASSERT_GE(fd, 0) << out;
-  auto w = archive::Writer::Open(fd, archive::Compression::kNone, kCreatedEpoch);
-  ASSERT_TRUE(w) << w.error().message;
-  ASSERT_TRUE(w->Add(manifest::kManifestPath, core::AsBytes(*json)));
-  ASSERT_TRUE(w->Add(manifest::kSignaturePath, core::AsBytes(*envelope)));
-  std::vector<Entry> sorted = payloads;
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Entry& a, const Entry& b) { return a.path < b.path; });
-  for (const auto& e : sorted) ASSERT_TRUE(w->Add(e.path, core::AsBytes(e.data))) << e.path;
-  auto closed = w->Close();
-  ASSERT_TRUE(closed) << closed.error().message;
-  ::close(fd);
+  ASSERT_EQ(dlsys::testing::WriteSignedArchive(out, m, payloads), "") << out;
 }
 
 package::VerifyOptions Trusting() {
   package::VerifyOptions o;
-  o.trust.Add(Key().Public());
+  o.trust.Add(dlsys::testing::TestKey().Public());
   return o;
 }
 

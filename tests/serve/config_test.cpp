@@ -329,7 +329,7 @@ TEST_F(ConfigTest, SchemaListsExactlyTheAcceptedKeys) {
     pos = comma + 2;
   }
   EXPECT_EQ(accepted, schema_keys);
-  EXPECT_EQ(accepted.size(), 22u);
+  EXPECT_EQ(accepted.size(), 25u);
 }
 
 }  // namespace

@@ -35,6 +35,8 @@ struct HttpRequest {
   std::string content_encoding;
   std::string traceparent;
   std::string request_id;    // X-Request-ID
+  // The headers named by HttpServer::SetRouteHeaders that the request has (name, value).
+  std::vector<std::pair<std::string, std::string>> route_headers;
   std::string peer_address;  // "127.0.0.1"
   int peer_port = 0;
   bool keep_alive = true;
@@ -45,6 +47,7 @@ struct HttpRequest {
 struct AccessNote {
   std::string model;
   std::string version;
+  std::string arm;         // the deployment arm that answered ("" when not deployed)
   std::string error_type;  // "" on success: bad_input, model_failure, overloaded, ...
   std::string error_message;
   double queue_ms = -1;  // < 0: not applicable
@@ -97,6 +100,9 @@ class HttpServer {
   void Post(std::function<void()> task);
   // From now on every response carries Connection: close.
   void SetClosing();
+  // The headers (lower-case names) copied into HttpRequest::route_headers from now on: those
+  // an A/B deployment splits traffic by. Thread-safe.
+  void SetRouteHeaders(std::vector<std::string> names);
   // Waits (until `until` at most) until no response is being written: every response a client
   // has received has then been through the done callback (logged). False if `until` came first.
   bool WaitWritten(std::chrono::steady_clock::time_point until);
