@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz) with clang-14 in build-fuzz/ and runs each one.
 #
-#   scripts/fuzz.sh TARGET SECONDS     TARGET: archive, manifest, spec, profile, infer, log, prom, registry or all
+#   scripts/fuzz.sh TARGET SECONDS     TARGET: archive, manifest, spec, profile, infer, log, prom, registry, oci or all
 #
 # Each target starts from a temporary copy of tests/fuzz/corpus/TARGET and
 # tests/fuzz/regressions/TARGET (the committed seeds are never written) and runs for SECONDS.
@@ -12,11 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/fuzz.sh archive|manifest|spec|profile|infer|log|prom|registry|all SECONDS" >&2; exit 2; }
+usage() { echo "usage: scripts/fuzz.sh archive|manifest|spec|profile|infer|log|prom|registry|oci|all SECONDS" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 case "$1" in
-  all) targets=(archive manifest spec profile infer log prom registry) ;;
-  archive|manifest|spec|profile|infer|log|prom|registry) targets=("$1") ;;
+  all) targets=(archive manifest spec profile infer log prom registry oci) ;;
+  archive|manifest|spec|profile|infer|log|prom|registry|oci) targets=("$1") ;;
   *) usage ;;
 esac
 [[ "$2" =~ ^[1-9][0-9]*$ ]] || usage
@@ -34,10 +34,10 @@ ninja -C "$BUILD" -j"$JOBS" "${targets[@]/%/_fuzz}"
 
 # Largest input per target: a few times the largest seed, small enough to keep runs fast.
 declare -A max_len=([archive]=65536 [manifest]=32768 [spec]=16384 [profile]=16384 [infer]=8192
-                    [log]=8192 [prom]=8192 [registry]=16384)
+                    [log]=8192 [prom]=8192 [registry]=16384 [oci]=16384)
 declare -A dict=([archive]=archive.dict [manifest]=manifest.dict [spec]=yaml.dict
                  [profile]=yaml.dict [infer]=manifest.dict [log]=log.dict [prom]=prom.dict
-                 [registry]=registry.dict)
+                 [registry]=registry.dict [oci]=registry.dict)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dlsys-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT

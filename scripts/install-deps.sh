@@ -13,6 +13,7 @@ PACKAGES=(
   zlib1g-dev libarchive-tools clang-14 libfuzzer-14-dev libclang-rt-14-dev
   tar gzip curl bc hyperfine wrk time libopenblas0-openmp prometheus nginx-light
   python3-flask iproute2 jq chromium openssh-server openssh-client
+  docker-registry skopeo apache2-utils python3-cryptography
 )
 
 missing=()

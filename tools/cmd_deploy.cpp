@@ -15,6 +15,8 @@
 #include "deploy/registry.h"
 #include "deploy_export.h"
 #include "monitor_view.h"
+#include "oci/oci.h"
+#include "oci_cmd.h"
 #include "package/package.h"
 
 namespace dlsys::cli {
@@ -34,6 +36,7 @@ struct PushOptions {
   bool allow_unsigned = false;
   std::string reason;
   bool json = false;
+  oci_cmd::RemoteOptions remote;  // push ARCHIVE oci://...
 };
 
 struct ListOptions {
@@ -277,6 +280,16 @@ int PrintRoute(const char* action, const std::string& env, const std::string& mo
 // ---- push ----------------------------------------------------------------------------------
 
 int RunPush(const Common& common, const PushOptions& o) {
+  // deploy push ARCHIVE oci://HOST/REPO[:TAG] goes to an OCI registry (tools/oci_cmd.cpp).
+  if (std::any_of(o.archives.begin(), o.archives.end(), oci::IsOciReference)) {
+    if (o.archives.size() != 2 || !oci::IsOciReference(o.archives[1])) {
+      return ReportError(Error{Code::kUsage, "push to an OCI registry takes one archive: "
+                                             "dlsys deploy push ARCHIVE oci://HOST/REPO[:TAG]", {}},
+                         o.json);
+    }
+    return oci_cmd::Push(
+        {o.archives[0], o.archives[1], o.trust, o.allow_unsigned, o.json, o.remote});
+  }
   auto verify = package::TrustOptions(o.trust, o.allow_unsigned, "deploy push stores", "store");
   if (!verify) return ReportError(verify.error(), o.json);
   auto registry = OpenRegistry(common, /*create=*/true);
@@ -648,16 +661,24 @@ void RegisterPush(CLI::App& deploy, const std::shared_ptr<Common>& common, RunFn
           "again does nothing; the same version with other bytes is refused (exit 2).\n"
           "Exit codes: 0 stored or already stored, 2 usage (no --trust, version conflict),\n"
           "3 archive or key not found, 4 archive broken or unsafe, 5 does not verify. Several\n"
-          "archives: stops at the first failure (the ones before it stay stored).\n\n"
+          "archives: stops at the first failure (the ones before it stay stored).\n"
+          "With ARCHIVE oci://HOST[:PORT]/REPO[:TAG] instead: verifies the archive and pushes it\n"
+          "to that OCI registry as an artifact (tag default: its version; docs/oci.md); prints\n"
+          "the manifest digest. Blobs the registry has are not sent again.\n\n"
           "Examples:\n"
           "  dlsys deploy push iris-1.0.0.dlsys --trust release.key.pub\n"
+          "  dlsys deploy push iris-1.0.0.dlsys oci://ghcr.io/team/iris --trust release.key.pub\n"
           "  dlsys deploy push iris-*.dlsys --trust keys/ --reason 'nightly build 812'\n"
           "  dlsys deploy --registry /srv/dlsys push iris-1.1.0.dlsys --trust keys/ --json");
-  sub->add_option("archives", o->archives, "the .dlsys archives to store")->required();
+  sub->add_option("archives", o->archives,
+                  "the .dlsys archives to store; or ARCHIVE oci://HOST/REPO[:TAG] to push one to an "
+                  "OCI registry")
+      ->required();
   AddTrustOptions(sub, o->trust, o->allow_unsigned, "",
                   "store archives that are unsigned or not signed by a trusted key (development)");
   AddReason(sub, o->reason);
   AddJson(sub, o->json);
+  oci_cmd::AddRemoteOptions(sub, o->remote);
   sub->callback([common, o, &run] { run = [common, o] { return RunPush(*common, *o); }; });
 }
 
@@ -825,7 +846,8 @@ void RegisterDeploy(CLI::App& app, RunFn& run) {
   deploy->footer(
       "The registry is a directory: archives stored by digest, the routes of every environment\n"
       "and an append-only history (docs/deploy.md). Every change is atomic and serialized under\n"
-      "a lock; dlsys serve --registry DIR --env ENV follows an environment's routes live.\n\n"
+      "a lock; dlsys serve --registry DIR --env ENV follows an environment's routes live.\n"
+      "OCI registries (docs/oci.md): push ARCHIVE oci://HOST/REPO[:TAG], pull oci://..., tags.\n\n"
       "Examples:\n"
       "  dlsys deploy push iris-1.0.0.dlsys iris-1.1.0.dlsys --trust release.key.pub\n"
       "  dlsys deploy promote iris 1.0.0 --env production\n"
@@ -833,6 +855,7 @@ void RegisterDeploy(CLI::App& app, RunFn& run) {
       "  dlsys deploy status\n"
       "  dlsys deploy finalize iris --env production     # or: dlsys deploy rollback ...\n"
       "  dlsys deploy history iris --env production\n"
+      "  dlsys deploy pull oci://registry.example.com/team/iris:1.1.0 --trust release.key.pub\n"
       "Run 'dlsys deploy COMMAND --help' for a command's options and exit codes.");
   deploy_cmd::RegisterPush(*deploy, common, run);
   deploy_cmd::RegisterList(*deploy, common, run);
@@ -844,6 +867,7 @@ void RegisterDeploy(CLI::App& app, RunFn& run) {
   deploy_cmd::RegisterStatus(*deploy, common, run);
   deploy_cmd::RegisterHistory(*deploy, common, run);
   deploy_export::Register(*deploy, run);
+  oci_cmd::RegisterDeploy(*deploy, [common] { return common->registry; }, run);
 }
 
 }  // namespace dlsys::cli

@@ -3,6 +3,8 @@
 
 #include "cli.h"
 #include "log/log.h"
+#include "oci/oci.h"
+#include "oci_cmd.h"
 #include "package/package.h"
 #include "render.h"
 
@@ -12,10 +14,12 @@ namespace inspect_cmd {
 struct Options {
   std::string archive;
   bool json = false;
+  oci_cmd::RemoteOptions remote;  // inspect oci://...
 };
 
 int Run(const Options& o) {
-  auto r = package::Inspect(o.archive);
+  auto r = oci::IsOciReference(o.archive) ? oci_cmd::InspectRemote(o.archive, o.remote)
+                                           : package::Inspect(o.archive);
   if (!r) return ReportError(r.error(), o.json);
   log::Info("inspect.done", "read the head of " + o.archive)
       .Str("archive", o.archive)
@@ -36,7 +40,8 @@ void RegisterInspect(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<inspect_cmd::Options>();
   auto* sub =
       app.add_subcommand("inspect", "Show an archive's manifest, files and signer instantly");
-  sub->add_option("archive", o->archive, "the .dlsys archive")->required();
+  sub->add_option("archive", o->archive, "the .dlsys archive, or oci://HOST/REPO:TAG")->required();
+  oci_cmd::AddRemoteOptions(sub, o->remote);
   sub->add_flag(
       "--json", o->json,
       "print JSON (schemas/inspect.schema.json), also on failure (schemas/error.schema.json)");

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "deploy/registry.h"
 #include "log/log.h"
+#include "oci_cmd.h"
 #include "serve/config.h"
 #include "serve/server.h"
 
@@ -44,6 +45,7 @@ struct Options {
   std::optional<std::string> registry;
   std::optional<std::string> env;
   std::optional<std::uint64_t> registry_poll_ms;
+  oci_cmd::RemoteOptions remote;  // serve oci://...
 };
 
 template <typename T>
@@ -52,6 +54,9 @@ void Apply(const std::optional<T>& flag, T& setting) {
 }
 
 int Run(const Options& o) {
+  // oci:// archives are pulled into the cache first (while Ctrl-C still interrupts).
+  const auto archives = oci_cmd::ResolveArchives(o.archives, o.remote);
+  if (!archives) return ReportError(archives.error());
   // The signals that stop the server are taken synchronously by this thread (sigwait): block
   // them before any other thread exists, so every thread inherits the mask.
   sigset_t stop_signals = BlockStopSignals();
@@ -100,12 +105,12 @@ int Run(const Options& o) {
   if (o.allow_unsigned) config.allow_unsigned = true;
 
   log::Info("serve.start", config.registry.empty()
-                               ? "loading " + std::to_string(o.archives.size()) + " archive(s)"
+                               ? "loading " + std::to_string(archives->size()) + " archive(s)"
                                : "serving environment '" + config.env + "' of " + config.registry)
       .Str("url.domain", config.host)
       .Int("url.port", config.port)
       .Emit();
-  auto server = serve::Server::Create(config, o.archives, {DLSYS_VERSION});
+  auto server = serve::Server::Create(config, *archives, {DLSYS_VERSION});
   if (!server) return ReportError(server.error());
   (*server)->Start();
   std::printf("dlsys serve: ready on %s (%zu model%s)\n", (*server)->url().c_str(),
@@ -143,8 +148,9 @@ void RegisterServe(CLI::App& app, RunFn& run) {
   auto* sub = app.add_subcommand(
       "serve", "Serve verified archives over HTTP (KServe v2 / Open Inference Protocol)");
   sub->add_option("archives", o->archives,
-                  "the .dlsys archives to serve (several models and "
-                  "several versions of one model may be given; or --env)");
+                  "the .dlsys archives to serve, or oci://HOST/REPO[:TAG|@DIGEST] references "
+                  "(pulled and verified first; several models and several versions of one model "
+                  "may be given; or --env)");
   sub->add_option("--env", o->env,
                   "serve what this environment of the deploy registry routes to, and follow its "
                   "changes live (dlsys deploy promote/rollback; docs/deploy.md)")
@@ -162,6 +168,7 @@ void RegisterServe(CLI::App& app, RunFn& run) {
       ->check(NonEmpty("a YAML file, or leave the flag out"));
   AddTrustOptions(sub, o->trust, o->allow_unsigned, "",
                   "serve archives that are unsigned or not signed by a trusted key (development)");
+  oci_cmd::AddRemoteOptions(sub, o->remote);
   sub->add_option("--host", o->host,
                   "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes "
                   "the server to the network)")

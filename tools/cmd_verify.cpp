@@ -8,6 +8,8 @@
 #include "core/parallel.h"
 #include "hw/probe.h"
 #include "log/log.h"
+#include "oci/oci.h"
+#include "oci_cmd.h"
 #include "package/package.h"
 #include "render.h"
 
@@ -25,6 +27,8 @@ struct Options {
   std::string target;
   bool smoke = false;
   unsigned smoke_timeout_s = 120;
+  oci_cmd::RemoteOptions remote;  // verify oci://...
+  bool full = false;              // oci://: download and verify everything
 };
 
 bool Exists(const std::string& path) {
@@ -79,7 +83,9 @@ int Run(const Options& o) {
   v.progress = [&](const package::Progress& p) {
     progress.Update(p.phase, p.done_bytes, p.total_bytes);
   };
-  auto r = package::Verify(o.archive, v);
+  auto r = oci::IsOciReference(o.archive)
+               ? oci_cmd::VerifyRemote(o.archive, v, o.full, o.remote)
+               : package::Verify(o.archive, v);
   if (!r) return fail(r.error());
   const int code = r->container_broken ? kExitInvalid : r->ok ? kExitOk : kExitVerifyFailed;
   if (log::Enabled(log::Level::kInfo)) {
@@ -125,7 +131,11 @@ int Run(const Options& o) {
 void RegisterVerify(CLI::App& app, RunFn& run) {
   auto o = std::make_shared<verify_cmd::Options>();
   auto* sub = app.add_subcommand("verify", "Prove an archive's integrity, signature and schema");
-  sub->add_option("archive", o->archive, "the .dlsys archive")->required();
+  sub->add_option("archive", o->archive, "the .dlsys archive, or oci://HOST/REPO:TAG")->required();
+  oci_cmd::AddRemoteOptions(sub, o->remote);
+  sub->add_flag("--full", o->full,
+                "oci://: download the archive and verify everything (default: the manifest, "
+                "signature and annotations only)");
   AddTrustOptions(sub, o->trust, o->allow_unsigned, "",
                   "accept unsigned archives or ones without a trusted key (reported as WARN)");
   sub->add_flag("--json", o->json,

@@ -98,6 +98,19 @@ struct VerifyOptions {
                                                  bool allow_unsigned, std::string_view who = {},
                                                  std::string_view verb = {});
 
+// The "signature" check of `manifest_json` against the envelope `envelope_json` (nullopt:
+// unsigned) under options.trust / options.allow_unsigned, as verify reports it; `subject` names
+// where the envelope came from ("signature.json", an OCI annotation). broken: the envelope is
+// not the strict canonical form pack writes (invalid input, exit 4).
+struct SignatureCheck {
+  Check row;
+  bool broken = false;
+  std::string key_id;  // the trusted signer, when the row passes
+};
+SignatureCheck CheckSignature(std::string_view manifest_json,
+                              const std::optional<std::string>& envelope_json,
+                              const VerifyOptions& options, const std::string& subject);
+
 struct VerifyReport {
   std::string archive_path;
   std::string name;  // from the manifest, when readable

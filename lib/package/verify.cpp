@@ -168,49 +168,11 @@ class Verifier {
 
   void CheckSignature(const std::string& manifest_json,
                       const std::optional<std::string>& envelope_json) {
-    const Status unsigned_status = o_.allow_unsigned ? Status::kWarn : Status::kFail;
-    const std::string allowed = o_.allow_unsigned ? " (allowed by --allow-unsigned)" : "";
-    if (!envelope_json) {
-      Add("signature", "signature.json", unsigned_status,
-          "archive is not signed" +
-              (allowed.empty() ? "; sign it with 'dlsys pack --key', or pass --allow-unsigned"
-                               : allowed));
-      return;
-    }
-    auto env = signing::ParseEnvelope(*envelope_json);
-    if (!env) {  // not the strict, canonical envelope pack writes: invalid input (exit 4)
-      Broken(env.error().message, "signature", "signature.json");
-      return;
-    }
-    if (env->payload_type != manifest::kPayloadType) {
-      Add("signature", "signature.json", Status::kFail,
-          "signature envelope has payloadType '" + env->payload_type + "', expected '" +
-              std::string(manifest::kPayloadType) + "'",
-          std::string(manifest::kPayloadType), env->payload_type);
-      return;
-    }
-    if (env->payload != manifest_json) {
-      Add("signature", "signature.json", Status::kFail,
-          "the signed payload differs from manifest.json: the manifest was altered after signing",
-          signing::Sha256Hex(core::AsBytes(env->payload)),
-          signing::Sha256Hex(core::AsBytes(manifest_json)));
-      return;
-    }
-    if (o_.trust.empty()) {
-      std::string ids;
-      for (const auto& s : env->signatures) ids += (ids.empty() ? "" : ", ") + Short(s.keyid);
-      Add("signature", "signature.json", unsigned_status,
-          "signed by " + ids + ", but no trusted key was given; pass --trust KEY.pub" + allowed);
-      return;
-    }
-    auto result = signing::CheckEnvelope(*env, o_.trust);
-    if (!result.signed_by_trusted) {
-      Add("signature", "signature.json", Status::kFail, result.problem);
-      return;
-    }
-    out_.report.key_id = result.key_id;
-    Add("signature", "signature.json", Status::kPass,
-        "signed by trusted key " + Short(result.key_id), "", result.key_id);
+    SignatureCheck c = package::CheckSignature(manifest_json, envelope_json, o_, "signature.json");
+    if (c.broken) return Broken(c.row.message, "signature", "signature.json");
+    if (!c.key_id.empty()) out_.report.key_id = c.key_id;
+    Add(std::move(c.row.check), std::move(c.row.subject), c.row.status, std::move(c.row.message),
+        std::move(c.row.expected), std::move(c.row.found));
   }
 
   void Missing(const manifest::FileRecord& f) {
@@ -442,6 +404,55 @@ Result<VerifyOptions> TrustOptions(const std::vector<std::string>& paths, bool a
                      " unsigned archives on a development machine"});
   }
   return options;
+}
+
+SignatureCheck CheckSignature(std::string_view manifest_json,
+                              const std::optional<std::string>& envelope_json,
+                              const VerifyOptions& options, const std::string& subject) {
+  SignatureCheck c;
+  auto row = [&](Status status, std::string message, std::string expected = "",
+                 std::string found = "") {
+    c.row = Check{"signature", subject, status, std::move(message), std::move(expected),
+                  std::move(found)};
+    return c;
+  };
+  const Status unsigned_status = options.allow_unsigned ? Status::kWarn : Status::kFail;
+  const std::string allowed = options.allow_unsigned ? " (allowed by --allow-unsigned)" : "";
+  if (!envelope_json) {
+    return row(unsigned_status,
+               "archive is not signed" +
+                   (allowed.empty() ? "; sign it with 'dlsys pack --key', or pass --allow-unsigned"
+                                    : allowed));
+  }
+  auto env = signing::ParseEnvelope(*envelope_json);
+  if (!env) {  // not the strict, canonical envelope pack writes: invalid input (exit 4)
+    c.broken = true;
+    return row(Status::kFail, env.error().message);
+  }
+  if (env->payload_type != manifest::kPayloadType) {
+    return row(Status::kFail,
+               "signature envelope has payloadType '" + env->payload_type + "', expected '" +
+                   std::string(manifest::kPayloadType) + "'",
+               std::string(manifest::kPayloadType), env->payload_type);
+  }
+  if (env->payload != manifest_json) {
+    return row(Status::kFail,
+               "the signed payload differs from manifest.json: the manifest was altered after "
+               "signing",
+               signing::Sha256Hex(core::AsBytes(env->payload)),
+               signing::Sha256Hex(core::AsBytes(manifest_json)));
+  }
+  if (options.trust.empty()) {
+    std::string ids;
+    for (const auto& s : env->signatures) ids += (ids.empty() ? "" : ", ") + Short(s.keyid);
+    return row(unsigned_status, "signed by " + ids +
+                                    ", but no trusted key was given; pass --trust KEY.pub" +
+                                    allowed);
+  }
+  auto result = signing::CheckEnvelope(*env, options.trust);
+  if (!result.signed_by_trusted) return row(Status::kFail, result.problem);
+  c.key_id = result.key_id;
+  return row(Status::kPass, "signed by trusted key " + Short(result.key_id), "", result.key_id);
 }
 
 Result<VerifiedArchive> LoadVerified(const std::string& path, const VerifyOptions& options) {

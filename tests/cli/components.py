@@ -367,3 +367,140 @@ http {{
         _stop(proc)  # SIGTERM: fast shutdown of the master and its worker
         backend.shutdown()
         backend.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# An OCI registry: the CNCF distribution registry (Debian's docker-registry)
+
+
+class OciRegistry:
+    """A real docker-registry (package docker-registry, CNCF distribution 2.8) on
+    127.0.0.1:PORT storing blobs in a directory under tmpdir, optionally requiring basic auth
+    (a bcrypt htpasswd file written with htpasswd -Bbn, package apache2-utils). A context
+    manager: ready when GET /v2/ answers (200, or 401 with auth), stopped by its own PID.
+
+        with OciRegistry(tmpdir) as reg:                     # anonymous
+            reg.ref("iris", "1.0.0")  # oci://127.0.0.1:PORT/iris:1.0.0
+        with OciRegistry(tmpdir, user="u", password="p") as reg:
+            env = {"REGISTRY_AUTH_FILE": reg.write_auth_file(path)}
+    """
+    host = "127.0.0.1"
+
+    def __init__(self, tmpdir, user=None, password=None, name="registry", tls=False):
+        self.binary = _require("/usr/bin/docker-registry", "docker-registry")
+        self.dir = os.path.join(tmpdir, name)
+        self.storage = os.path.join(self.dir, "storage")
+        self.log = os.path.join(self.dir, "registry.log")
+        self.user, self.password = user, password
+        self.port, self.proc = None, None
+        # tls: HTTPS with a throwaway self-signed certificate for 127.0.0.1 (self.ca_file: give
+        # it to clients as their CA).
+        self.tls, self.ca_file = tls, None
+
+    @property
+    def addr(self):
+        return f"{self.host}:{self.port}"
+
+    def ref(self, repo, tag=None, digest=None):
+        """oci://127.0.0.1:PORT/REPO[:TAG|@DIGEST] for dlsys."""
+        return f"oci://{self.addr}/{repo}" + (f":{tag}" if tag else "") + \
+            (f"@{digest}" if digest else "")
+
+    def docker_ref(self, repo, tag):
+        """docker://127.0.0.1:PORT/REPO:TAG for skopeo."""
+        return f"docker://{self.addr}/{repo}:{tag}"
+
+    def blob_path(self, digest):
+        """Where the registry keeps a blob's bytes (distribution's filesystem layout)."""
+        hexdigest = digest.split(":", 1)[1]
+        return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256",
+                            hexdigest[:2], hexdigest, "data")
+
+    def write_auth_file(self, path, user=None, password=None):
+        """An auth file as docker login / podman login write it; returns its path."""
+        import base64
+        import json
+        token = base64.b64encode(f"{user or self.user}:{password or self.password}".encode())
+        _write(path, json.dumps({"auths": {self.addr: {"auth": token.decode()}}}))
+        return path
+
+    def log_text(self):
+        return _tail(self.log, 1000000)
+
+    def requests(self):
+        """(method, path) of every request the registry has answered so far, from its access
+        log lines (method and path of the request line)."""
+        import re
+        out = []
+        for m in re.finditer(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (/v2/[^ "]*) HTTP/',
+                             self.log_text()):
+            out.append((m.group(1), m.group(2)))
+        return out
+
+    def get(self, path, headers=None):
+        import ssl
+        scheme = "https" if self.tls else "http"
+        req = urllib.request.Request(f"{scheme}://{self.addr}{path}", headers=headers or {})
+        context = ssl.create_default_context(cafile=self.ca_file) if self.tls else None
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=context) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def start(self):
+        os.makedirs(self.storage)
+        self.port = free_port()
+        auth = ""
+        if self.user:
+            htpasswd = _require(shutil.which("htpasswd") or "/usr/bin/htpasswd", "apache2-utils")
+            r = subprocess.run([htpasswd, "-Bbn", self.user, self.password], check=True,
+                               capture_output=True, text=True, timeout=60)
+            passwd = os.path.join(self.dir, "htpasswd")
+            _write(passwd, r.stdout)
+            auth = f"auth:\n  htpasswd:\n    realm: dlsys-test\n    path: {passwd}\n"
+        tls = ""
+        if self.tls:
+            openssl = _require(shutil.which("openssl") or "/usr/bin/openssl", "openssl")
+            cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+            subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", key, "-out", cert], check=True, capture_output=True,
+                           timeout=60)
+            self.ca_file = cert
+            tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+        config = os.path.join(self.dir, "config.yml")
+        _write(config, f"""version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: {self.storage}
+  delete:
+    enabled: true
+http:
+  addr: {self.addr}
+{tls}{auth}""")
+        with open(self.log, "wb") as logf:
+            self.proc = subprocess.Popen([self.binary, "serve", config], stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            _wait_until(lambda: self.get("/v2/")[0] in (200, 401), self.proc, "docker-registry",
+                        self.log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
