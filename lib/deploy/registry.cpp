@@ -8,8 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -33,6 +31,7 @@
 #include "core/utf8.h"
 #include "manifest/internal/json_read.h"
 #include "manifest/manifest.h"
+#include "signing/digest.h"
 
 namespace dlsys::deploy {
 namespace {
@@ -397,7 +396,7 @@ Result<std::string> LastLineHash(int fd, std::uint64_t committed, const std::str
                                     std::to_string(kMaxHistoryLineBytes) + " bytes");
   }
   const std::size_t from = start == std::string::npos ? 0 : start + 1;
-  return Sha256Hex(std::string_view(tail).substr(from, tail.size() - 1 - from));
+  return signing::Sha256Hex(core::AsBytes(std::string_view(tail).substr(from, tail.size() - 1 - from)));
 }
 
 Result<Change> BeginChange(const Registry& reg) {
@@ -531,20 +530,18 @@ Result<std::uint64_t> CopyInto(const core::UniqueFd& in, const std::string& sour
 Result<std::string> HashAndFlush(const TempBlob& temp, std::uint64_t size) {
   // Start writing the copy back to disk now, so the flush at the end finds most of it done.
   [[maybe_unused]] const int started = ::sync_file_range(temp.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
-  DLSYS_ASSIGN_OR_RETURN(MdCtx ctx, NewSha256());
+  signing::Sha256Hasher hasher;
   std::vector<std::byte> buf(kCopyChunkBytes);
   for (std::uint64_t offset = 0; offset < size;) {
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - offset));
     DLSYS_TRY(core::ReadAt(temp.fd(), offset, std::span(buf.data(), n), temp.path()));
-    if (EVP_DigestUpdate(ctx.get(), buf.data(), n) != 1) {
-      return Fail(Code::kInternal, "cannot update a SHA-256 digest (OpenSSL)");
-    }
+    hasher.Update(std::span(buf.data(), n));
     offset += n;
   }
   if (::fdatasync(temp.fd()) != 0) {
     return Fail(Code::kInternal, "cannot flush '" + temp.path() + "': " + ErrnoText());
   }
-  return FinishHex(ctx.get());
+  return hasher.FinishHex();
 }
 
 // The checks ran on the registry's private copy: messages name the user's file instead.
@@ -644,7 +641,7 @@ Result<std::vector<HistoryEntry>> Registry::History(std::string_view model,
                                         ", the line before hashes to " + prev_hash +
                                         "): the history was edited");
       }
-      DLSYS_ASSIGN_OR_RETURN(prev_hash, Sha256Hex(pending));
+      prev_hash = signing::Sha256Hex(core::AsBytes(pending));
       pending.clear();
       if ((model.empty() || e.model == model) && (env.empty() || e.env == env)) {
         out.push_back(std::move(e));

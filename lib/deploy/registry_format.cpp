@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -173,33 +172,6 @@ Result<void> CheckReason(std::string_view reason) {
                                   " bytes of UTF-8 text without control characters (one line)");
   }
   return {};
-}
-
-// ---- SHA-256 -----------------------------------------------------------------------------
-
-Result<MdCtx> NewSha256() {
-  MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return Fail(Code::kInternal, "cannot start a SHA-256 digest (OpenSSL)");
-  }
-  return ctx;
-}
-
-Result<std::string> FinishHex(EVP_MD_CTX* ctx) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx, md, &len) != 1) {
-    return Fail(Code::kInternal, "cannot finish a SHA-256 digest (OpenSSL)");
-  }
-  return core::HexEncode(std::as_bytes(std::span(md, len)));
-}
-
-Result<std::string> Sha256Hex(std::string_view data) {
-  DLSYS_ASSIGN_OR_RETURN(MdCtx ctx, NewSha256());
-  if (EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1) {
-    return Fail(Code::kInternal, "cannot update a SHA-256 digest (OpenSSL)");
-  }
-  return FinishHex(ctx.get());
 }
 
 // ---- JSON forms --------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 // The OCI distribution client (docs/oci.md, "Registry protocol"): authentication, retries,
 // uploads and verified downloads over internal::Transport.
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -15,6 +14,7 @@
 #include "oci/internal/credentials.h"
 #include "oci/internal/http.h"
 #include "oci/oci.h"
+#include "signing/digest.h"
 
 namespace dlsys::oci {
 namespace {
@@ -75,28 +75,8 @@ std::string Shown(std::string_view s) {
   return core::Truncate(core::TerminalSafe(s), kMaxQuotedChars);
 }
 
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-  void Update(std::string_view data) { EVP_DigestUpdate(ctx_.get(), data.data(), data.size()); }
-  std::string Final() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_.get(), out, &n);
-    return "sha256:" + core::HexEncode(std::as_bytes(std::span(out, n)));
-  }
-
- private:
-  struct Free {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
-};
-
 std::string DigestOf(std::string_view bytes) {
-  Sha256 h;
-  h.Update(bytes);
-  return h.Final();
+  return "sha256:" + signing::Sha256Hex(core::AsBytes(bytes));
 }
 
 // One WWW-Authenticate challenge: `Bearer realm="...",service="...",scope="..."`.
@@ -656,7 +636,7 @@ Result<void> Client::PullBlob(const std::string& repository, const std::string& 
   Impl& impl = *impl_;
   DLSYS_TRY(impl.CheckNames(repository, digest));
   const std::string what = "blob " + digest + " of " + repository;
-  Sha256 hash;
+  signing::Sha256Hasher hash;
   std::uint64_t done = 0;
   std::uint64_t skip = 0;  // bytes already delivered that a 200 answer to a resume repeats
   bool too_long = false;
@@ -682,7 +662,7 @@ Result<void> Client::PullBlob(const std::string& repository, const std::string& 
       too_long = true;
       return false;
     }
-    hash.Update(data);
+    hash.Update(core::AsBytes(data));
     if (auto r = sink(data); !r) {
       sink_error = std::move(r).error();
       return false;
@@ -708,7 +688,7 @@ Result<void> Client::PullBlob(const std::string& repository, const std::string& 
                                          std::to_string(done) + " bytes, its descriptor says " +
                                          std::to_string(size));
   }
-  const std::string actual = hash.Final();
+  const std::string actual = "sha256:" + hash.FinishHex();
   if (actual != digest) {
     return Fail(Code::kVerifyFailed, "blob " + digest + " from " + Shown(impl.ref.host) +
                                          " has digest " + actual +

@@ -1,14 +1,12 @@
 // What registry.cpp and registry_format.cpp share: the validators of names, versions, digests,
-// times and text that apply both to requests and to what is read from the registry's files,
-// and SHA-256 through OpenSSL. Internal to lib/deploy.
+// times and text that apply both to requests and to what is read from the registry's files.
+// Internal to lib/deploy.
 #pragma once
 
 #include <limits.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <cstddef>
-#include <memory>
 #include <string>
 #include <string_view>
 
@@ -36,13 +34,5 @@ std::string FormatUtc(std::chrono::system_clock::time_point t, bool micros);
 [[nodiscard]] Result<void> CheckModelArg(std::string_view model);
 [[nodiscard]] Result<void> CheckVersionArg(std::string_view version);
 [[nodiscard]] Result<void> CheckReason(std::string_view reason);
-
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-[[nodiscard]] Result<MdCtx> NewSha256();
-[[nodiscard]] Result<std::string> FinishHex(EVP_MD_CTX* ctx);  // lower-case hex
-[[nodiscard]] Result<std::string> Sha256Hex(std::string_view data);
 
 }  // namespace dlsys::deploy::internal
